@@ -1,0 +1,262 @@
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "exitcode.h"
+
+static const char *progname = "chom";
+static int verbosity = CHOM_NORMAL;
+static int stderr_tty = -1;
+static int progress_shown;
+
+void
+chom_cli_init(const char *name)
+{
+	progname = name;
+	stderr_tty = isatty(STDERR_FILENO);
+}
+
+const char *
+chom_cli_name(void)
+{
+	return progname;
+}
+
+void
+chom_cli_set_verbosity(int level)
+{
+	verbosity = level;
+}
+
+int
+chom_cli_verbosity(void)
+{
+	return verbosity;
+}
+
+bool
+chom_cli_tty(void)
+{
+	if (stderr_tty < 0)
+		stderr_tty = isatty(STDERR_FILENO);
+	return stderr_tty && verbosity > CHOM_QUIET;
+}
+
+static void
+vmsg(const char *fmt, va_list ap)
+{
+	if (progress_shown)
+		chom_progress_end();
+	fprintf(stderr, "%s: ", progname);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void
+chom_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg(fmt, ap);
+	va_end(ap);
+}
+
+void
+chom_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg(fmt, ap);
+	va_end(ap);
+}
+
+void
+chom_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	/* Quiet when all is well and no one is watching: cron mails output. */
+	if (verbosity < CHOM_VERBOSE && !chom_cli_tty())
+		return;
+	va_start(ap, fmt);
+	vmsg(fmt, ap);
+	va_end(ap);
+}
+
+void
+chom_debug(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (verbosity < CHOM_VERBOSE)
+		return;
+	va_start(ap, fmt);
+	vmsg(fmt, ap);
+	va_end(ap);
+}
+
+int
+chom_report(const struct chom_err *e)
+{
+	chom_error("%s", e->msg);
+	return e->code ? e->code : CHOM_EXIT_FAIL;
+}
+
+int
+chom_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vmsg(fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "Try '%s --help'.\n", progname);
+	return CHOM_EXIT_USAGE;
+}
+
+int
+chom_print_version(void)
+{
+	printf("%s (chom) %s\n", progname, CHOM_VERSION);
+	return CHOM_EXIT_OK;
+}
+
+void
+chom_json_line(json_t *obj)
+{
+	json_dumpf(obj, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	fputc('\n', stdout);
+	json_decref(obj);
+}
+
+void
+chom_progress(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!chom_cli_tty())
+		return;
+	fprintf(stderr, "\r\033[K%s: ", progname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fflush(stderr);
+	progress_shown = 1;
+}
+
+void
+chom_progress_end(void)
+{
+	if (!progress_shown)
+		return;
+	fputs("\r\033[K", stderr);
+	progress_shown = 0;
+}
+
+int
+chom_close_stdout(int status)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		if (errno != EPIPE)
+			chom_error("write error on standard output: %s",
+			           strerror(errno));
+		return status ? status : CHOM_EXIT_FAIL;
+	}
+	return status;
+}
+
+int
+chom_parse_ll(const char *s, long long min, long long max, long long *out)
+{
+	char *end;
+	long long v;
+
+	if (!s || !*s)
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int
+chom_parse_size(const char *s, unsigned long long *out)
+{
+	char *end;
+	unsigned long long v, mul = 1;
+
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	switch (*end) {
+	case '\0': break;
+	case 'k': case 'K': mul = 1ULL << 10; end++; break;
+	case 'm': case 'M': mul = 1ULL << 20; end++; break;
+	case 'g': case 'G': mul = 1ULL << 30; end++; break;
+	case 't': case 'T': mul = 1ULL << 40; end++; break;
+	default: return -1;
+	}
+	if (*end == 'i' || *end == 'B')
+		end += (end[0] == 'i' && end[1] == 'B') ? 2 : 1;
+	if (*end || (v && mul > ~0ULL / v))
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+int
+chom_parse_duration(const char *s, double *out)
+{
+	char *end;
+	double v;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -1;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || !isfinite(v) || v < 0)
+		return -1;
+	if (!strcmp(end, "ms"))
+		v /= 1000;
+	else if (!strcmp(end, "m"))
+		v *= 60;
+	else if (!strcmp(end, "h"))
+		v *= 3600;
+	else if (*end && strcmp(end, "s"))
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int
+chom_parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = {"1", "yes", "true", "on"};
+	static const char *const no[] = {"0", "no", "false", "off"};
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		if (!strcasecmp(s, yes[i])) {
+			*out = true;
+			return 0;
+		}
+		if (!strcasecmp(s, no[i])) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -1;
+}

@@ -1,0 +1,523 @@
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <search.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "exitcode.h"
+#include "extract.h"
+
+#define READ_BLOCK (1 << 17)
+
+struct reader {
+	const struct chom_extract_opts *o;
+	struct chom_extract_stats *st;
+	unsigned char buf[READ_BLOCK];
+	int read_errno;
+};
+
+/* One node per path extracted, and per directory implied by one. */
+struct node {
+	char *path;
+	int type; /* AE_IFREG, AE_IFDIR, AE_IFLNK */
+};
+
+static int
+node_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct node *)a)->path,
+	              ((const struct node *)b)->path);
+}
+
+static void
+node_free(void *p)
+{
+	struct node *n = p;
+
+	free(n->path);
+	free(n);
+}
+
+static struct node *
+node_find(void *const *root, const char *path)
+{
+	struct node key = {(char *)path, 0};
+	struct node *const *found = tfind(&key, root, node_cmp);
+
+	return found ? *found : NULL;
+}
+
+static int
+node_add(void **root, const char *path, int type)
+{
+	struct node *n = malloc(sizeof(*n));
+	struct node *const *slot;
+
+	if (!n || !(n->path = strdup(path))) {
+		free(n);
+		return -1;
+	}
+	n->type = type;
+	slot = tsearch(n, root, node_cmp);
+	if (!slot) {
+		node_free(n);
+		return -1;
+	}
+	if (*slot != n) { /* already there: update its type */
+		(*slot)->type = type;
+		node_free(n);
+	}
+	return 0;
+}
+
+static ssize_t
+read_cb(struct archive *a, void *client, const void **buff)
+{
+	struct reader *r = client;
+	ssize_t n;
+
+	for (;;) {
+		if (r->o->stop && *r->o->stop) {
+			archive_set_error(a, EINTR, "interrupted");
+			return -1;
+		}
+		n = read(r->o->in_fd, r->buf, sizeof(r->buf));
+		if (n >= 0 || errno != EINTR)
+			break;
+	}
+	if (n < 0) {
+		r->read_errno = errno;
+		archive_set_error(a, errno, "read error");
+		return -1;
+	}
+	if (r->o->hash)
+		chom_sha256_update(r->o->hash, r->buf, (size_t)n);
+	r->st->in_bytes += (unsigned long long)n;
+	*buff = r->buf;
+	return n;
+}
+
+/* Names for messages: control bytes and bytes of broken UTF-8 as \xHH. */
+static void
+escape_name(const char *s, char *out, size_t size)
+{
+	size_t o = 0;
+
+	for (; *s && o + 5 < size; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c == 0x7f || c >= 0x80)
+			o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
+		else
+			out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	if (*s && size > 4)
+		memcpy(out + size - 4, "...", 4);
+}
+
+/* The length of the UTF-8 sequence at s; 0 if malformed, overlong, a
+ * surrogate or beyond U+10FFFF. */
+static size_t
+utf8_len(const unsigned char *s)
+{
+	unsigned char c = s[0];
+	size_t n, i;
+	unsigned long cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2, cp = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		n = 3, cp = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		n = 4, cp = c & 0x07;
+	else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+int
+chom_extract_check_name(const char *name, char *norm, size_t size,
+                        const char **why)
+{
+	const unsigned char *p = (const unsigned char *)name;
+	size_t o = 0;
+
+	if (!name || !*name)
+		return *why = "empty name", -1;
+	while (*p) {
+		size_t n = utf8_len(p);
+
+		if (n == 0)
+			return *why = "name is not valid UTF-8", -1;
+		if (n == 1 && (*p < 0x20 || *p == 0x7f))
+			return *why = "control character in name", -1;
+		p += n;
+	}
+	if (name[0] == '/')
+		return *why = "absolute path", -1;
+	for (p = (const unsigned char *)name; *p;) {
+		const char *c = (const char *)p;
+		size_t len = strcspn(c, "/");
+
+		p += len;
+		if (*p == '/')
+			p++;
+		if (len == 0 || (len == 1 && c[0] == '.'))
+			continue;
+		if (len == 2 && c[0] == '.' && c[1] == '.')
+			return *why = "'..' in path", -1;
+		if (o + len + 2 > size)
+			return *why = "name too long", -1;
+		if (o)
+			norm[o++] = '/';
+		memcpy(norm + o, c, len);
+		o += len;
+	}
+	norm[o] = '\0';
+	return 0;
+}
+
+int
+chom_extract_check_symlink(const char *path, const char *target,
+                           const char **why)
+{
+	long depth = 0;
+	int named = 0;
+	const char *p;
+
+	if (!target || !*target)
+		return *why = "symlink with an empty target", -1;
+	if (target[0] == '/')
+		return *why = "absolute symlink", -1;
+	for (p = path; *p; p++)
+		depth += *p == '/';
+	/* Only leading "..": they climb real directories of the tree, so what
+	 * is checked here is what the kernel resolves. A ".." after a name
+	 * could climb out of a symlinked directory. */
+	for (p = target; *p;) {
+		size_t len = strcspn(p, "/");
+
+		if (len == 2 && p[0] == '.' && p[1] == '.') {
+			if (named)
+				return *why = "'..' after a name in symlink target",
+				       -1;
+			if (--depth < 0)
+				return *why = "symlink leaves the release", -1;
+		} else if (len > 0 && !(len == 1 && p[0] == '.')) {
+			named = 1;
+		}
+		p += len;
+		if (*p == '/')
+			p++;
+	}
+	return 0;
+}
+
+/* The first proper prefix of path that the archive made a symlink, if any. */
+static const char *
+through_symlink(void *const *root, const char *path, char *buf, size_t size)
+{
+	const char *s;
+
+	for (s = strchr(path, '/'); s; s = strchr(s + 1, '/')) {
+		struct node *n;
+		size_t len = (size_t)(s - path);
+
+		if (len >= size)
+			return NULL;
+		memcpy(buf, path, len);
+		buf[len] = '\0';
+		n = node_find(root, buf);
+		if (n && n->type == AE_IFLNK)
+			return buf;
+	}
+	return NULL;
+}
+
+static int
+add_parents(void **root, const char *path)
+{
+	char buf[4096];
+	const char *s;
+
+	for (s = strchr(path, '/'); s; s = strchr(s + 1, '/')) {
+		size_t len = (size_t)(s - path);
+
+		if (len >= sizeof(buf))
+			return -1;
+		memcpy(buf, path, len);
+		buf[len] = '\0';
+		if (!node_find(root, buf) && node_add(root, buf, AE_IFDIR) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+struct job {
+	const struct chom_extract_opts *o;
+	struct chom_extract_stats *st;
+	struct chom_err *e;
+	struct archive *in, *out;
+	void *paths;
+	char norm[4096], link[4096], tmp[4096], shown[512];
+};
+
+static int
+refuse(struct job *j, const char *name, const char *why)
+{
+	escape_name(name, j->shown, sizeof(j->shown));
+	return chom_err_set(j->e, CHOM_EXIT_FAIL, "refused entry '%s': %s",
+	                    j->shown, why);
+}
+
+static int
+disk_error(struct job *j, struct archive *a, const char *name)
+{
+	int errnum = archive_errno(a);
+
+	escape_name(name, j->shown, sizeof(j->shown));
+	if (errnum == ENOSPC || errnum == EDQUOT)
+		return chom_err_set(j->e, CHOM_EXIT_FAIL,
+		                    "no space left on device writing '%s'",
+		                    j->shown);
+	return chom_err_set(j->e, CHOM_EXIT_FAIL, "cannot write '%s': %s",
+	                    j->shown, archive_error_string(a));
+}
+
+static int
+read_error(struct job *j, struct archive *a)
+{
+	if (j->o->stop && *j->o->stop)
+		return chom_err_set(j->e, 128 + *j->o->stop, "interrupted");
+	return chom_err_set(j->e, CHOM_EXIT_FAIL, "bad archive: %s",
+	                    archive_error_string(a));
+}
+
+/* Vets one entry, rewriting its names to their normal form. 1: skip it. */
+static int
+vet(struct job *j, struct archive_entry *ent)
+{
+	const char *name = archive_entry_pathname(ent);
+	const char *hl = archive_entry_hardlink(ent);
+	const char *why, *via;
+	int type = archive_entry_filetype(ent);
+	struct node *n;
+
+	if (!name)
+		return chom_err_set(j->e, CHOM_EXIT_FAIL,
+		                    "refused entry without a readable name");
+	if (chom_extract_check_name(name, j->norm, sizeof(j->norm), &why) < 0)
+		return refuse(j, name, why);
+	if (j->norm[0] == '\0')
+		return 1; /* "./": the release directory itself */
+	if (hl) {
+		if (chom_extract_check_name(hl, j->link, sizeof(j->link), &why) <
+		    0)
+			return refuse(j, name, "hard link leaves the release");
+		n = node_find(&j->paths, j->link);
+		if (!n || n->type != AE_IFREG)
+			return refuse(j, name,
+			              "hard link to a path that is not an earlier "
+			              "file of the archive");
+		type = AE_IFREG;
+	} else {
+		switch (type) {
+		case AE_IFREG:
+		case AE_IFDIR:
+			break;
+		case AE_IFLNK:
+			if (chom_extract_check_symlink(j->norm,
+			                               archive_entry_symlink(ent),
+			                               &why) < 0)
+				return refuse(j, name, why);
+			break;
+		case AE_IFCHR:
+		case AE_IFBLK:
+			return refuse(j, name, "device node");
+		case AE_IFIFO:
+			return refuse(j, name, "FIFO");
+		case AE_IFSOCK:
+			return refuse(j, name, "socket");
+		default:
+			return refuse(j, name, "unsupported entry type");
+		}
+	}
+	via = through_symlink(&j->paths, j->norm, j->tmp, sizeof(j->tmp));
+	if (via)
+		return refuse(j, name, "path passes through a symlink");
+	n = node_find(&j->paths, j->norm);
+	if (n && !(n->type == AE_IFDIR && type == AE_IFDIR))
+		return refuse(j, name, "duplicate entry");
+	if (j->o->max_files && j->st->entries + 1 > j->o->max_files)
+		return chom_err_set(j->e, CHOM_EXIT_FAIL,
+		                    "more than %llu entries (--max-files)",
+		                    j->o->max_files);
+	if (archive_entry_size_is_set(ent) && j->o->max_bytes &&
+	    j->st->bytes + (unsigned long long)archive_entry_size(ent) >
+	        j->o->max_bytes)
+		return refuse(j, name, "the release would exceed --max-bytes");
+	if (add_parents(&j->paths, j->norm) < 0 ||
+	    node_add(&j->paths, j->norm, type) < 0)
+		return chom_err_set(j->e, CHOM_EXIT_FAIL, "out of memory");
+	archive_entry_set_pathname(ent, j->norm);
+	if (hl)
+		archive_entry_set_hardlink(ent, j->link);
+	archive_entry_set_perm(ent, archive_entry_perm(ent) & 01777);
+	return 0;
+}
+
+static int
+copy_data(struct job *j, const char *name)
+{
+	const void *buf;
+	size_t size;
+	la_int64_t off;
+	int r;
+
+	for (;;) {
+		r = archive_read_data_block(j->in, &buf, &size, &off);
+		if (r == ARCHIVE_EOF)
+			return 0;
+		if (r < ARCHIVE_WARN)
+			return read_error(j, j->in);
+		j->st->bytes += size;
+		if (j->o->max_bytes && j->st->bytes > j->o->max_bytes)
+			return refuse(j, name, "the release would exceed --max-bytes");
+		if (archive_write_data_block(j->out, buf, size, off) < ARCHIVE_WARN)
+			return disk_error(j, j->out, name);
+	}
+}
+
+static int
+run(struct job *j)
+{
+	struct archive_entry *ent;
+	int r;
+
+	for (;;) {
+		r = archive_read_next_header(j->in, &ent);
+		if (r == ARCHIVE_EOF)
+			return 0;
+		if (r < ARCHIVE_WARN)
+			return read_error(j, j->in);
+		r = vet(j, ent);
+		if (r < 0)
+			return -1;
+		if (r > 0)
+			continue;
+		if (archive_write_header(j->out, ent) < ARCHIVE_WARN)
+			return disk_error(j, j->out, j->norm);
+		if (archive_entry_size(ent) > 0 && copy_data(j, j->norm) < 0)
+			return -1;
+		if (archive_write_finish_entry(j->out) < ARCHIVE_WARN)
+			return disk_error(j, j->out, j->norm);
+		j->st->entries++;
+		if (j->o->progress && (j->st->entries & 63) == 0)
+			j->o->progress(j->o->progress_ctx, j->st);
+	}
+}
+
+/* Hashes what libarchive left unread (tar padding, trailing bytes). */
+static int
+drain(struct reader *r, struct chom_err *e)
+{
+	ssize_t n;
+
+	while ((n = read(r->o->in_fd, r->buf, sizeof(r->buf))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return chom_err_sys(e, CHOM_EXIT_FAIL, "read artifact");
+		if (r->o->hash)
+			chom_sha256_update(r->o->hash, r->buf, (size_t)n);
+		r->st->in_bytes += (unsigned long long)n;
+	}
+	return 0;
+}
+
+int
+chom_extract(const struct chom_extract_opts *o, struct chom_extract_stats *st,
+             struct chom_err *e)
+{
+	struct job j = {.o = o, .st = st, .e = e};
+	struct reader *rd;
+	struct stat sb;
+	int cwd = -1, dir = -1, rc = -1;
+
+	memset(st, 0, sizeof(*st));
+	if (fstat(o->in_fd, &sb) == 0 && S_ISREG(sb.st_mode))
+		st->in_total = (unsigned long long)sb.st_size;
+	rd = calloc(1, sizeof(*rd));
+	if (!rd)
+		return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+	rd->o = o;
+	rd->st = st;
+	cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cwd < 0)
+		cwd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dir = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (cwd < 0 || dir < 0) {
+		chom_err_sys(e, CHOM_EXIT_FAIL, "open %s", o->dir);
+		goto out;
+	}
+	/* libarchive's secure flags judge relative names, so extract with the
+	 * target as working directory and give it names relative to it. */
+	if (fchdir(dir) < 0) {
+		chom_err_sys(e, CHOM_EXIT_FAIL, "chdir %s", o->dir);
+		goto out;
+	}
+	j.in = archive_read_new();
+	j.out = archive_write_disk_new();
+	if (!j.in || !j.out) {
+		chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+		goto back;
+	}
+	archive_read_support_filter_all(j.in);
+	archive_read_support_format_all(j.in);
+	archive_write_disk_set_options(
+	    j.out, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
+	               ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+	               ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+	               ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
+	if (archive_read_open(j.in, rd, NULL, read_cb, NULL) != ARCHIVE_OK) {
+		read_error(&j, j.in);
+		goto back;
+	}
+	rc = run(&j);
+	/* Directory modes and times are set at close, still inside the target. */
+	if (archive_write_close(j.out) < ARCHIVE_WARN && rc == 0)
+		rc = disk_error(&j, j.out, ".");
+	if (rc == 0)
+		rc = drain(rd, e);
+	if (rc == 0 && o->progress)
+		o->progress(o->progress_ctx, st);
+back:
+	if (fchdir(cwd) < 0 && rc == 0)
+		rc = chom_err_sys(e, CHOM_EXIT_FAIL, "chdir back");
+out:
+	archive_read_free(j.in);
+	archive_write_free(j.out);
+	tdestroy(j.paths, node_free);
+	if (cwd >= 0)
+		close(cwd);
+	if (dir >= 0)
+		close(dir);
+	free(rd);
+	return rc;
+}
