@@ -22,38 +22,41 @@ struct opts {
 static void
 usage(void)
 {
-	printf("Usage: chom-switch [OPTIONS] ID | --next | --rollback | --list | "
-	       "--prune N\n"
-	       "Make a release live by replacing BASE/current in one atomic "
-	       "step.\n\n"
-	       "      --next              make the staged release (BASE/next) "
-	       "live\n"
-	       "      --rollback          go back to the release live before\n"
-	       "      --list              list releases, newest first\n"
-	       "      --prune N           keep the N newest releases, remove the "
-	       "rest\n"
-	       "      --force             prune releases that processes still use\n"
-	       "      --exec CMD          run CMD after the switch; switch back if "
-	       "it fails\n"
-	       "      --metrics-dir DIR   write chom_switch.prom for "
-	       "node_exporter\n"
-	       "      --wait SECONDS      wait for the deploy lock (default 0)\n"
-	       "  -d, --base DIR          deploy base (default %s)\n"
-	       "  -c, --config FILE       configuration file (default %s)\n"
-	       "      --json              print results as JSON lines\n"
-	       "  -q, --quiet             print errors only\n"
-	       "  -v, --verbose           explain\n"
-	       "      --help              show this help\n"
-	       "      --version           show the version\n\n"
-	       "Exit status: 0 done, 1 failed (previous release live), 2 usage, "
-	       "3 busy,\n4 failed and could not switch back. See "
-	       "chom-switch(1).\n",
-	       CHOM_BASE_DEFAULT, CHOM_CONFIG_DEFAULT);
+	printf(
+	    "Usage: chom-switch [OPTIONS] ID | --next | --rollback | --list | "
+	    "--prune N\n"
+	    "Make a release live by replacing BASE/current in one atomic "
+	    "step.\n\n"
+	    "      --next              make the staged release (BASE/next) "
+	    "live\n"
+	    "      --rollback          go back to the release live before\n"
+	    "      --list              list releases, newest first\n"
+	    "      --prune N           keep the N newest releases, remove the "
+	    "rest\n"
+	    "      --force             prune releases that processes still "
+	    "use\n"
+	    "      --exec CMD          run CMD after the switch; switch back "
+	    "if "
+	    "it fails\n"
+	    "      --metrics-dir DIR   write chom_switch.prom for "
+	    "node_exporter\n"
+	    "      --wait SECONDS      wait for the deploy lock (default 0)\n"
+	    "  -d, --base DIR          deploy base (default %s)\n"
+	    "  -c, --config FILE       configuration file (default %s)\n"
+	    "      --json              print results as JSON lines\n"
+	    "  -q, --quiet             print errors only\n"
+	    "  -v, --verbose           explain\n"
+	    "      --help              show this help\n"
+	    "      --version           show the version\n\n"
+	    "Exit status: 0 done, 1 failed (previous release live), 2 usage, "
+	    "3 busy,\n4 failed and could not switch back. See "
+	    "chom-switch(1).\n",
+	    CHOM_BASE_DEFAULT, CHOM_CONFIG_DEFAULT);
 }
 
 static int
 config_key(void *ctx, const char *section, const char *key, const char *value,
-           struct chom_err *e)
+	   struct chom_err *e)
 {
 	struct opts *o = ctx;
 	char *copy;
@@ -61,24 +64,25 @@ config_key(void *ctx, const char *section, const char *key, const char *value,
 	if (!strcmp(section, "global")) {
 		if (!strcmp(key, "base"))
 			return (o->base = strdup(value)) ? 0 : -1;
-		return chom_err_set(e, CHOM_EXIT_USAGE, "unknown key '%s' in [global]",
-		                    key);
+		return chom_err_set(e, CHOM_EXIT_USAGE,
+				    "unknown key '%s' in [global]", key);
 	}
 	if (!strcmp(key, "keep")) {
 		if (chom_parse_ll(value, 1, 1000000, &o->keep) < 0)
 			return chom_err_set(e, CHOM_EXIT_USAGE,
-			                    "keep: not a positive number: %s", value);
+					    "keep: not a positive number: %s",
+					    value);
 		return 0;
 	}
 	if (!strcmp(key, "wait")) {
 		if (chom_parse_duration(value, &o->wait_s) < 0)
 			return chom_err_set(e, CHOM_EXIT_USAGE,
-			                    "wait: not a duration: %s", value);
+					    "wait: not a duration: %s", value);
 		return 0;
 	}
 	if (strcmp(key, "exec") && strcmp(key, "metrics_dir"))
 		return chom_err_set(e, CHOM_EXIT_USAGE,
-		                    "unknown key '%s' in [switch]", key);
+				    "unknown key '%s' in [switch]", key);
 	copy = strdup(value);
 	if (!copy)
 		return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
@@ -112,18 +116,19 @@ do_list(const struct chom_layout *l, int json)
 
 		iso_time(v[i].rel.staged, when, sizeof(when));
 		if (json) {
-			chom_json_line(json_pack("{s:s, s:s, s:b, s:b, s:b}", "id",
-			                         v[i].rel.id, "staged", when, "current",
-			                         v[i].current, "previous", v[i].previous,
-			                         "next", v[i].next));
+			chom_json_line(json_pack(
+			    "{s:s, s:s, s:b, s:b, s:b}", "id", v[i].rel.id,
+			    "staged", when, "current", v[i].current, "previous",
+			    v[i].previous, "next", v[i].next));
 			continue;
 		}
 		snprintf(marks, sizeof(marks), "%s%s%s%s%s",
-		         v[i].current ? "current" : "",
-		         v[i].current && (v[i].previous || v[i].next) ? "," : "",
-		         v[i].previous ? "previous" : "",
-		         v[i].previous && v[i].next ? "," : "",
-		         v[i].next ? "next" : "");
+			 v[i].current ? "current" : "",
+			 v[i].current && (v[i].previous || v[i].next) ? ","
+								      : "",
+			 v[i].previous ? "previous" : "",
+			 v[i].previous && v[i].next ? "," : "",
+			 v[i].next ? "next" : "");
 		printf("%-24s %s  %s\n", v[i].rel.id, when, marks);
 	}
 	free(v);
@@ -132,19 +137,20 @@ do_list(const struct chom_layout *l, int json)
 
 static int
 do_prune(const struct chom_layout *l, const struct opts *o, bool force,
-         int json)
+	 int json)
 {
 	struct chom_prune_item *v;
 	struct chom_err e;
 	size_t n, i;
 	int rc;
 
-	rc = chom_switch_prune(l, (size_t)o->keep, force, o->wait_s, &v, &n, &e);
+	rc =
+	    chom_switch_prune(l, (size_t)o->keep, force, o->wait_s, &v, &n, &e);
 	for (i = 0; i < n; i++) {
 		if (json)
-			chom_json_line(json_pack("{s:s, s:b, s:s?}", "id", v[i].id,
-			                         "removed", v[i].removed, "reason",
-			                         v[i].why));
+			chom_json_line(json_pack(
+			    "{s:s, s:b, s:s?}", "id", v[i].id, "removed",
+			    v[i].removed, "reason", v[i].why));
 		else if (v[i].removed)
 			printf("%s\n", v[i].id);
 		else
@@ -154,26 +160,37 @@ do_prune(const struct chom_layout *l, const struct opts *o, bool force,
 	return rc < 0 ? chom_report(&e) : CHOM_EXIT_OK;
 }
 
-enum { OPT_NEXT = 256, OPT_ROLLBACK, OPT_LIST, OPT_PRUNE, OPT_FORCE, OPT_EXEC,
-       OPT_METRICS, OPT_WAIT, OPT_JSON, OPT_HELP, OPT_VERSION };
+enum {
+	OPT_NEXT = 256,
+	OPT_ROLLBACK,
+	OPT_LIST,
+	OPT_PRUNE,
+	OPT_FORCE,
+	OPT_EXEC,
+	OPT_METRICS,
+	OPT_WAIT,
+	OPT_JSON,
+	OPT_HELP,
+	OPT_VERSION
+};
 
 static const struct option longopts[] = {
-	{"base", required_argument, NULL, 'd'},
-	{"config", required_argument, NULL, 'c'},
-	{"next", no_argument, NULL, OPT_NEXT},
-	{"rollback", no_argument, NULL, OPT_ROLLBACK},
-	{"list", no_argument, NULL, OPT_LIST},
-	{"prune", required_argument, NULL, OPT_PRUNE},
-	{"force", no_argument, NULL, OPT_FORCE},
-	{"exec", required_argument, NULL, OPT_EXEC},
-	{"metrics-dir", required_argument, NULL, OPT_METRICS},
-	{"wait", required_argument, NULL, OPT_WAIT},
-	{"json", no_argument, NULL, OPT_JSON},
-	{"quiet", no_argument, NULL, 'q'},
-	{"verbose", no_argument, NULL, 'v'},
-	{"help", no_argument, NULL, OPT_HELP},
-	{"version", no_argument, NULL, OPT_VERSION},
-	{NULL, 0, NULL, 0},
+	{ "base", required_argument, NULL, 'd' },
+	{ "config", required_argument, NULL, 'c' },
+	{ "next", no_argument, NULL, OPT_NEXT },
+	{ "rollback", no_argument, NULL, OPT_ROLLBACK },
+	{ "list", no_argument, NULL, OPT_LIST },
+	{ "prune", required_argument, NULL, OPT_PRUNE },
+	{ "force", no_argument, NULL, OPT_FORCE },
+	{ "exec", required_argument, NULL, OPT_EXEC },
+	{ "metrics-dir", required_argument, NULL, OPT_METRICS },
+	{ "wait", required_argument, NULL, OPT_WAIT },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ NULL, 0, NULL, 0 },
 };
 
 static int
@@ -188,11 +205,11 @@ set_action(enum action *a, enum action want)
 int
 main(int argc, char **argv)
 {
-	struct opts cli = {0}, o = {0};
+	struct opts cli = { 0 }, o = { 0 };
 	const char *env, *wait = NULL, *prune = NULL, *config = NULL;
 	struct chom_switch_result res;
 	struct chom_layout layout;
-	struct chom_err e = {0};
+	struct chom_err e = { 0 };
 	enum action act = NONE;
 	bool force = false;
 	int c, json = 0, rc;
@@ -207,7 +224,10 @@ main(int argc, char **argv)
 		case OPT_NEXT: want = NEXT; break;
 		case OPT_ROLLBACK: want = ROLLBACK; break;
 		case OPT_LIST: want = LIST; break;
-		case OPT_PRUNE: want = PRUNE; prune = optarg; break;
+		case OPT_PRUNE:
+			want = PRUNE;
+			prune = optarg;
+			break;
 		case OPT_FORCE: force = true; break;
 		case OPT_EXEC: cli.exec_cmd = optarg; break;
 		case OPT_METRICS: cli.metrics_dir = optarg; break;
@@ -216,28 +236,31 @@ main(int argc, char **argv)
 		case 'q': chom_cli_set_verbosity(CHOM_QUIET); break;
 		case 'v': chom_cli_set_verbosity(CHOM_VERBOSE); break;
 		case OPT_HELP: usage(); return chom_close_stdout(CHOM_EXIT_OK);
-		case OPT_VERSION: return chom_close_stdout(chom_print_version());
+		case OPT_VERSION:
+			return chom_close_stdout(chom_print_version());
 		default: return chom_usage_error("invalid option");
 		}
 		if (want != NONE && set_action(&act, want) < 0)
-			return chom_usage_error("give one of ID, --next, --rollback, "
-			                        "--list, --prune");
+			return chom_usage_error(
+			    "give one of ID, --next, --rollback, "
+			    "--list, --prune");
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc > 1 || (argc == 1 && act != NONE))
 		return chom_usage_error("give one of ID, --next, --rollback, "
-		                        "--list, --prune");
+					"--list, --prune");
 	if (argc == 1) {
 		act = SWITCH;
 		if (!chom_release_id_valid(argv[0]))
-			return chom_usage_error("invalid release ID '%s': 1-64 of "
-			                        "[A-Za-z0-9._-], not starting with '.'",
-			                        argv[0]);
+			return chom_usage_error(
+			    "invalid release ID '%s': 1-64 of "
+			    "[A-Za-z0-9._-], not starting with '.'",
+			    argv[0]);
 	}
 	if (act == NONE)
 		return chom_usage_error("nothing to do: give an ID, --next, "
-		                        "--rollback, --list or --prune N");
+					"--rollback, --list or --prune N");
 
 	o.keep = 5;
 	o.base = CHOM_BASE_DEFAULT;
@@ -263,30 +286,32 @@ main(int argc, char **argv)
 	if (act == PRUNE)
 		return chom_close_stdout(do_prune(&layout, &o, force, json));
 
-	rc = chom_switch(&(struct chom_switch_opts){
-	                     .layout = &layout,
-	                     .what = act == NEXT       ? CHOM_SWITCH_NEXT
-	                             : act == ROLLBACK ? CHOM_SWITCH_ROLLBACK
-	                                               : CHOM_SWITCH_ID,
-	                     .id = argc ? argv[0] : NULL,
-	                     .exec_cmd = o.exec_cmd,
-	                     .wait_s = o.wait_s,
-	                     .metrics_dir = o.metrics_dir,
-	                 },
-	                 &res, &e);
+	rc = chom_switch(
+	    &(struct chom_switch_opts){
+		.layout = &layout,
+		.what = act == NEXT       ? CHOM_SWITCH_NEXT
+			: act == ROLLBACK ? CHOM_SWITCH_ROLLBACK
+					  : CHOM_SWITCH_ID,
+		.id = argc ? argv[0] : NULL,
+		.exec_cmd = o.exec_cmd,
+		.wait_s = o.wait_s,
+		.metrics_dir = o.metrics_dir,
+	    },
+	    &res, &e);
 	if (rc < 0)
 		return chom_report(&e);
 	if (!res.changed)
 		chom_info("%s is already live", res.to);
 	else
-		chom_info("%s -> %s (%.1f ms)", res.from[0] ? res.from : "(none)",
-		          res.to, res.seconds * 1000);
+		chom_info("%s -> %s (%.1f ms)",
+			  res.from[0] ? res.from : "(none)", res.to,
+			  res.seconds * 1000);
 	if (json)
-		chom_json_line(json_pack(
-		    "{s:s, s:s, s:s, s:s, s:b, s:f}", "action",
-		    act == ROLLBACK ? "rollback" : "switch", "from", res.from, "to",
-		    res.to, "path", res.path, "changed", res.changed, "seconds",
-		    res.seconds));
+		chom_json_line(
+		    json_pack("{s:s, s:s, s:s, s:s, s:b, s:f}", "action",
+			      act == ROLLBACK ? "rollback" : "switch", "from",
+			      res.from, "to", res.to, "path", res.path,
+			      "changed", res.changed, "seconds", res.seconds));
 	else
 		printf("%s\n", res.path);
 	return chom_close_stdout(CHOM_EXIT_OK);

@@ -167,7 +167,7 @@ chom_close_stdout(int status)
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		if (errno != EPIPE)
 			chom_error("write error on standard output: %s",
-			           strerror(errno));
+				   strerror(errno));
 		return status ? status : CHOM_EXIT_FAIL;
 	}
 	return status;
@@ -203,10 +203,26 @@ chom_parse_size(const char *s, unsigned long long *out)
 		return -1;
 	switch (*end) {
 	case '\0': break;
-	case 'k': case 'K': mul = 1ULL << 10; end++; break;
-	case 'm': case 'M': mul = 1ULL << 20; end++; break;
-	case 'g': case 'G': mul = 1ULL << 30; end++; break;
-	case 't': case 'T': mul = 1ULL << 40; end++; break;
+	case 'k':
+	case 'K':
+		mul = 1ULL << 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		mul = 1ULL << 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		mul = 1ULL << 30;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		mul = 1ULL << 40;
+		end++;
+		break;
 	default: return -1;
 	}
 	if (*end == 'i' || *end == 'B')
@@ -244,8 +260,8 @@ chom_parse_duration(const char *s, double *out)
 int
 chom_parse_bool(const char *s, bool *out)
 {
-	static const char *const yes[] = {"1", "yes", "true", "on"};
-	static const char *const no[] = {"0", "no", "false", "off"};
+	static const char *const yes[] = { "1", "yes", "true", "on" };
+	static const char *const no[] = { "0", "no", "false", "off" };
 	size_t i;
 
 	for (i = 0; i < 4; i++) {

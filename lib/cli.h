@@ -31,7 +31,8 @@ void chom_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int chom_report(const struct chom_err *e);
 
 /* One line and "Try 'chom-NAME --help'." on stderr; returns CHOM_EXIT_USAGE. */
-int chom_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int chom_usage_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 /* "chom-NAME (chom) X.Y.Z" on stdout; returns CHOM_EXIT_OK. */
 int chom_print_version(void);
 
@@ -51,6 +52,7 @@ int chom_parse_ll(const char *s, long long min, long long max, long long *out);
 int chom_parse_size(const char *s, unsigned long long *out);
 /* "30", "30s", "5m", "2h", "1.5s": seconds as a double. */
 int chom_parse_duration(const char *s, double *out);
-int chom_parse_bool(const char *s, bool *out); /* yes/no/true/false/1/0/on/off */
+int chom_parse_bool(const char *s,
+		    bool *out); /* yes/no/true/false/1/0/on/off */
 
 #endif

@@ -46,9 +46,9 @@ chom_config_path(const char *path)
 
 int
 chom_config_load(const char *path, const char *section, chom_config_fn fn,
-                 void *ctx, struct chom_err *e)
+		 void *ctx, struct chom_err *e)
 {
-	struct loader ld = {section, fn, ctx, e, 0};
+	struct loader ld = { section, fn, ctx, e, 0 };
 	const char *file = chom_config_path(path);
 	int named = strcmp(file, CHOM_CONFIG_DEFAULT) != 0;
 	FILE *f;
@@ -69,10 +69,11 @@ chom_config_load(const char *path, const char *section, chom_config_fn fn,
 
 		snprintf(why, sizeof(why), "%s", e->msg);
 		return chom_err_set(e, CHOM_EXIT_USAGE, "%s:%d: %s", file, line,
-		                    why);
+				    why);
 	}
 	if (line < 0)
-		return chom_err_set(e, CHOM_EXIT_USAGE, "config %s: cannot read",
-		                    file);
-	return chom_err_set(e, CHOM_EXIT_USAGE, "%s:%d: syntax error", file, line);
+		return chom_err_set(e, CHOM_EXIT_USAGE,
+				    "config %s: cannot read", file);
+	return chom_err_set(e, CHOM_EXIT_USAGE, "%s:%d: syntax error", file,
+			    line);
 }

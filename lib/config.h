@@ -15,7 +15,7 @@
  * valid, else -1 with why (the loader adds the file and line).
  */
 typedef int (*chom_config_fn)(void *ctx, const char *section, const char *key,
-                              const char *value, struct chom_err *e);
+			      const char *value, struct chom_err *e);
 
 /*
  * Which file: `path` (from -c) if non-NULL, else $CHOM_CONFIG, else the
@@ -23,7 +23,7 @@ typedef int (*chom_config_fn)(void *ctx, const char *section, const char *key,
  * absent. Errors (code 2) name the file and line.
  */
 int chom_config_load(const char *path, const char *section, chom_config_fn fn,
-                     void *ctx, struct chom_err *e);
+		     void *ctx, struct chom_err *e);
 
 /* The file chom_config_load would read, for messages. */
 const char *chom_config_path(const char *path);

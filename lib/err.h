@@ -9,10 +9,10 @@ struct chom_err {
 
 /* Both return -1 so that callers can write `return chom_err_set(...)`. */
 int chom_err_set(struct chom_err *e, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Appends ": strerror(errno)", errno taken at the call. */
 int chom_err_sys(struct chom_err *e, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 void chom_err_clear(struct chom_err *e);
 
 #endif

@@ -31,7 +31,7 @@ static int
 node_cmp(const void *a, const void *b)
 {
 	return strcmp(((const struct node *)a)->path,
-	              ((const struct node *)b)->path);
+		      ((const struct node *)b)->path);
 }
 
 static void
@@ -46,7 +46,7 @@ node_free(void *p)
 static struct node *
 node_find(void *const *root, const char *path)
 {
-	struct node key = {(char *)path, 0};
+	struct node key = { (char *)path, 0 };
 	struct node *const *found = tfind(&key, root, node_cmp);
 
 	return found ? *found : NULL;
@@ -145,7 +145,8 @@ utf8_len(const unsigned char *s)
 			return 0;
 		cp = (cp << 6) | (s[i] & 0x3f);
 	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	if ((n == 3 && cp < 0x800) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
 	    (cp >= 0xd800 && cp <= 0xdfff))
 		return 0;
 	return n;
@@ -153,7 +154,7 @@ utf8_len(const unsigned char *s)
 
 int
 chom_extract_check_name(const char *name, char *norm, size_t size,
-                        const char **why)
+			const char **why)
 {
 	const unsigned char *p = (const unsigned char *)name;
 	size_t o = 0;
@@ -195,7 +196,7 @@ chom_extract_check_name(const char *name, char *norm, size_t size,
 
 int
 chom_extract_check_symlink(const char *path, const char *target,
-                           const char **why)
+			   const char **why)
 {
 	long depth = 0;
 	int named = 0;
@@ -215,7 +216,8 @@ chom_extract_check_symlink(const char *path, const char *target,
 
 		if (len == 2 && p[0] == '.' && p[1] == '.') {
 			if (named)
-				return *why = "'..' after a name in symlink target",
+				return *why = "'..' after a name in symlink "
+					      "target",
 				       -1;
 			if (--depth < 0)
 				return *why = "symlink leaves the release", -1;
@@ -283,7 +285,7 @@ refuse(struct job *j, const char *name, const char *why)
 {
 	escape_name(name, j->shown, sizeof(j->shown));
 	return chom_err_set(j->e, CHOM_EXIT_FAIL, "refused entry '%s': %s",
-	                    j->shown, why);
+			    j->shown, why);
 }
 
 static int
@@ -294,10 +296,10 @@ disk_error(struct job *j, struct archive *a, const char *name)
 	escape_name(name, j->shown, sizeof(j->shown));
 	if (errnum == ENOSPC || errnum == EDQUOT)
 		return chom_err_set(j->e, CHOM_EXIT_FAIL,
-		                    "no space left on device writing '%s'",
-		                    j->shown);
+				    "no space left on device writing '%s'",
+				    j->shown);
 	return chom_err_set(j->e, CHOM_EXIT_FAIL, "cannot write '%s': %s",
-	                    j->shown, archive_error_string(a));
+			    j->shown, archive_error_string(a));
 }
 
 static int
@@ -306,7 +308,7 @@ read_error(struct job *j, struct archive *a)
 	if (j->o->stop && *j->o->stop)
 		return chom_err_set(j->e, 128 + *j->o->stop, "interrupted");
 	return chom_err_set(j->e, CHOM_EXIT_FAIL, "bad archive: %s",
-	                    archive_error_string(a));
+			    archive_error_string(a));
 }
 
 /* Vets one entry, rewriting its names to their normal form. 1: skip it. */
@@ -321,41 +323,36 @@ vet(struct job *j, struct archive_entry *ent)
 
 	if (!name)
 		return chom_err_set(j->e, CHOM_EXIT_FAIL,
-		                    "refused entry without a readable name");
+				    "refused entry without a readable name");
 	if (chom_extract_check_name(name, j->norm, sizeof(j->norm), &why) < 0)
 		return refuse(j, name, why);
 	if (j->norm[0] == '\0')
 		return 1; /* "./": the release directory itself */
 	if (hl) {
-		if (chom_extract_check_name(hl, j->link, sizeof(j->link), &why) <
-		    0)
+		if (chom_extract_check_name(hl, j->link, sizeof(j->link),
+					    &why) < 0)
 			return refuse(j, name, "hard link leaves the release");
 		n = node_find(&j->paths, j->link);
 		if (!n || n->type != AE_IFREG)
-			return refuse(j, name,
-			              "hard link to a path that is not an earlier "
-			              "file of the archive");
+			return refuse(
+			    j, name,
+			    "hard link to a path that is not an earlier "
+			    "file of the archive");
 		type = AE_IFREG;
 	} else {
 		switch (type) {
 		case AE_IFREG:
-		case AE_IFDIR:
-			break;
+		case AE_IFDIR: break;
 		case AE_IFLNK:
-			if (chom_extract_check_symlink(j->norm,
-			                               archive_entry_symlink(ent),
-			                               &why) < 0)
+			if (chom_extract_check_symlink(
+				j->norm, archive_entry_symlink(ent), &why) < 0)
 				return refuse(j, name, why);
 			break;
 		case AE_IFCHR:
-		case AE_IFBLK:
-			return refuse(j, name, "device node");
-		case AE_IFIFO:
-			return refuse(j, name, "FIFO");
-		case AE_IFSOCK:
-			return refuse(j, name, "socket");
-		default:
-			return refuse(j, name, "unsupported entry type");
+		case AE_IFBLK: return refuse(j, name, "device node");
+		case AE_IFIFO: return refuse(j, name, "FIFO");
+		case AE_IFSOCK: return refuse(j, name, "socket");
+		default: return refuse(j, name, "unsupported entry type");
 		}
 	}
 	via = through_symlink(&j->paths, j->norm, j->tmp, sizeof(j->tmp));
@@ -366,11 +363,11 @@ vet(struct job *j, struct archive_entry *ent)
 		return refuse(j, name, "duplicate entry");
 	if (j->o->max_files && j->st->entries + 1 > j->o->max_files)
 		return chom_err_set(j->e, CHOM_EXIT_FAIL,
-		                    "more than %llu entries (--max-files)",
-		                    j->o->max_files);
+				    "more than %llu entries (--max-files)",
+				    j->o->max_files);
 	if (archive_entry_size_is_set(ent) && j->o->max_bytes &&
 	    j->st->bytes + (unsigned long long)archive_entry_size(ent) >
-	        j->o->max_bytes)
+		j->o->max_bytes)
 		return refuse(j, name, "the release would exceed --max-bytes");
 	if (add_parents(&j->paths, j->norm) < 0 ||
 	    node_add(&j->paths, j->norm, type) < 0)
@@ -398,8 +395,10 @@ copy_data(struct job *j, const char *name)
 			return read_error(j, j->in);
 		j->st->bytes += size;
 		if (j->o->max_bytes && j->st->bytes > j->o->max_bytes)
-			return refuse(j, name, "the release would exceed --max-bytes");
-		if (archive_write_data_block(j->out, buf, size, off) < ARCHIVE_WARN)
+			return refuse(j, name,
+				      "the release would exceed --max-bytes");
+		if (archive_write_data_block(j->out, buf, size, off) <
+		    ARCHIVE_WARN)
 			return disk_error(j, j->out, name);
 	}
 }
@@ -453,9 +452,9 @@ drain(struct reader *r, struct chom_err *e)
 
 int
 chom_extract(const struct chom_extract_opts *o, struct chom_extract_stats *st,
-             struct chom_err *e)
+	     struct chom_err *e)
 {
-	struct job j = {.o = o, .st = st, .e = e};
+	struct job j = { .o = o, .st = st, .e = e };
 	struct reader *rd;
 	struct stat sb;
 	int cwd = -1, dir = -1, rc = -1;
@@ -492,15 +491,16 @@ chom_extract(const struct chom_extract_opts *o, struct chom_extract_stats *st,
 	archive_read_support_format_all(j.in);
 	archive_write_disk_set_options(
 	    j.out, ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
-	               ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-	               ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-	               ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
+		       ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+		       ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+		       ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
 	if (archive_read_open(j.in, rd, NULL, read_cb, NULL) != ARCHIVE_OK) {
 		read_error(&j, j.in);
 		goto back;
 	}
 	rc = run(&j);
-	/* Directory modes and times are set at close, still inside the target. */
+	/* Directory modes and times are set at close, still inside the target.
+	 */
 	if (archive_write_close(j.out) < ARCHIVE_WARN && rc == 0)
 		rc = disk_error(&j, j.out, ".");
 	if (rc == 0)

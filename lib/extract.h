@@ -24,7 +24,7 @@ struct chom_extract_stats {
 };
 
 typedef void (*chom_extract_progress_fn)(void *ctx,
-                                         const struct chom_extract_stats *st);
+					 const struct chom_extract_stats *st);
 
 struct chom_extract_opts {
 	int in_fd;                    /* the archive, read to its end */
@@ -43,20 +43,20 @@ struct chom_extract_opts {
  * limit reached: code 1. Stopped by *stop: code 128 + *stop.
  */
 int chom_extract(const struct chom_extract_opts *o,
-                 struct chom_extract_stats *st, struct chom_err *e);
+		 struct chom_extract_stats *st, struct chom_err *e);
 
 /*
  * Checks one entry name and writes its normal form to norm ("./a//b/" gives
  * "a/b"; "." or "./" gives ""). Returns 0, or -1 with a reason in *why.
  */
 int chom_extract_check_name(const char *name, char *norm, size_t size,
-                            const char **why);
+			    const char **why);
 
 /*
  * Whether a symlink at normal path `path` with target `target` stays inside
  * the tree: 0 yes, -1 with a reason in *why.
  */
 int chom_extract_check_symlink(const char *path, const char *target,
-                               const char **why);
+			       const char **why);
 
 #endif

@@ -23,8 +23,8 @@ chom_path(char *buf, size_t size, struct chom_err *e, const char *fmt, ...)
 	n = vsnprintf(buf, size, fmt, ap);
 	va_end(ap);
 	if (n < 0 || (size_t)n >= size)
-		return chom_err_set(e, CHOM_EXIT_USAGE, "path too long: %.64s...",
-		                    buf);
+		return chom_err_set(e, CHOM_EXIT_USAGE,
+				    "path too long: %.64s...", buf);
 	return 0;
 }
 
@@ -55,16 +55,17 @@ chom_fsync_dir(const char *dir, struct chom_err *e)
 
 int
 chom_atomic_write(const char *path, const void *data, size_t len, mode_t mode,
-                  struct chom_err *e)
+		  struct chom_err *e)
 {
 	char tmp[PATH_MAX], dir[PATH_MAX];
 	const char *p = data;
 	int fd;
 
-	if (chom_path(tmp, sizeof(tmp), e, "%s.tmp-%ld", path, (long)getpid()) < 0)
+	if (chom_path(tmp, sizeof(tmp), e, "%s.tmp-%ld", path, (long)getpid()) <
+	    0)
 		return -1;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-	          mode);
+		  mode);
 	if (fd < 0)
 		return chom_err_sys(e, CHOM_EXIT_FAIL, "create %s", tmp);
 	while (len > 0) {
@@ -104,7 +105,7 @@ fail:
 
 int
 chom_atomic_symlink(const char *target, const char *linkpath,
-                    struct chom_err *e)
+		    struct chom_err *e)
 {
 	char tmp[PATH_MAX], dir[PATH_MAX];
 	struct stat st;
@@ -112,18 +113,20 @@ chom_atomic_symlink(const char *target, const char *linkpath,
 	/* rename(2) over a real directory would fail with EISDIR or succeed
 	 * on an empty one: neither is a switch, so refuse it up front. */
 	if (lstat(linkpath, &st) == 0 && !S_ISLNK(st.st_mode))
-		return chom_err_set(e, CHOM_EXIT_USAGE,
-		                    "%s exists and is not a symlink; refusing to "
-		                    "replace it",
-		                    linkpath);
+		return chom_err_set(
+		    e, CHOM_EXIT_USAGE,
+		    "%s exists and is not a symlink; refusing to "
+		    "replace it",
+		    linkpath);
 	if (chom_path(tmp, sizeof(tmp), e, "%s.tmp-%ld", linkpath,
-	              (long)getpid()) < 0)
+		      (long)getpid()) < 0)
 		return -1;
 	unlink(tmp);
 	if (symlink(target, tmp) < 0)
 		return chom_err_sys(e, CHOM_EXIT_FAIL, "symlink %s", tmp);
 	if (rename(tmp, linkpath) < 0) {
-		chom_err_sys(e, CHOM_EXIT_FAIL, "rename %s to %s", tmp, linkpath);
+		chom_err_sys(e, CHOM_EXIT_FAIL, "rename %s to %s", tmp,
+			     linkpath);
 		unlink(tmp);
 		return -1;
 	}
@@ -139,7 +142,7 @@ chom_mkdir_p(const char *path, mode_t mode, struct chom_err *e)
 
 	if (chom_path(buf, sizeof(buf), e, "%s", path) < 0)
 		return -1;
-	for (p = buf + 1; ; p++) {
+	for (p = buf + 1;; p++) {
 		if (*p != '/' && *p != '\0')
 			continue;
 		char c = *p;
@@ -157,7 +160,7 @@ chom_mkdir_p(const char *path, mode_t mode, struct chom_err *e)
 		return chom_err_sys(e, CHOM_EXIT_FAIL, "stat %s", path);
 	if (!S_ISDIR(st.st_mode))
 		return chom_err_set(e, CHOM_EXIT_FAIL, "%s is not a directory",
-		                    path);
+				    path);
 	return 0;
 }
 
@@ -190,7 +193,8 @@ chom_rmtree(const char *path, struct chom_err *e)
 	}
 	if (!S_ISDIR(st.st_mode)) {
 		if (unlink(path) < 0 && errno != ENOENT)
-			return chom_err_sys(e, CHOM_EXIT_FAIL, "remove %s", path);
+			return chom_err_sys(e, CHOM_EXIT_FAIL, "remove %s",
+					    path);
 		return 0;
 	}
 	if (nftw(path, rm_one, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)

@@ -26,7 +26,7 @@ user_name(void)
 
 int
 chom_history_append(const char *path, const char *action, const char *from,
-                    const char *to, struct chom_err *e)
+		    const char *to, struct chom_err *e)
 {
 	char line[512], stamp[32];
 	time_t t = time(NULL);
@@ -36,15 +36,16 @@ chom_history_append(const char *path, const char *action, const char *from,
 	gmtime_r(&t, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	n = snprintf(line, sizeof(line), "%s\t%s\t%s\t%s\t%s\n", stamp, action,
-	             from && *from ? from : "-", to && *to ? to : "-",
-	             user_name());
+		     from && *from ? from : "-", to && *to ? to : "-",
+		     user_name());
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return chom_err_set(e, CHOM_EXIT_FAIL, "history line too long");
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-	          0644);
+		  0644);
 	if (fd < 0)
 		return chom_err_sys(e, CHOM_EXIT_FAIL, "open %s", path);
-	/* One write(2) of a short line with O_APPEND: lines never interleave. */
+	/* One write(2) of a short line with O_APPEND: lines never interleave.
+	 */
 	if (write(fd, line, (size_t)n) != n || fdatasync(fd) < 0) {
 		chom_err_sys(e, CHOM_EXIT_FAIL, "write %s", path);
 		close(fd);
@@ -80,8 +81,8 @@ parse_line(char *line, struct chom_history_entry *h)
 }
 
 int
-chom_history_read(const char *path, struct chom_history_entry **out,
-                  size_t *n, struct chom_err *e)
+chom_history_read(const char *path, struct chom_history_entry **out, size_t *n,
+		  struct chom_err *e)
 {
 	struct chom_history_entry *v = NULL;
 	size_t len = 0, cap = 0, lcap = 0;
@@ -106,7 +107,8 @@ chom_history_read(const char *path, struct chom_history_entry **out,
 				free(v);
 				free(line);
 				fclose(f);
-				return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+				return chom_err_set(e, CHOM_EXIT_FAIL,
+						    "out of memory");
 			}
 			v = nv;
 		}
@@ -122,7 +124,7 @@ chom_history_read(const char *path, struct chom_history_entry **out,
 
 int
 chom_history_rollback_target(const struct chom_history_entry *h, size_t n,
-                             const char *current, char *id, size_t size)
+			     const char *current, char *id, size_t size)
 {
 	const char **stack;
 	size_t top = 0, i;
@@ -140,7 +142,7 @@ chom_history_rollback_target(const struct chom_history_entry *h, size_t n,
 			if (h[i].to[0])
 				stack[top++] = h[i].to;
 		} else if (!strcmp(h[i].action, "rollback") ||
-		           !strcmp(h[i].action, "revert")) {
+			   !strcmp(h[i].action, "revert")) {
 			if (top > 0)
 				top--;
 			if (top == 0 && h[i].to[0])
@@ -161,7 +163,7 @@ chom_history_rollback_target(const struct chom_history_entry *h, size_t n,
 
 time_t
 chom_history_staged(const struct chom_history_entry *h, size_t n,
-                    const char *id)
+		    const char *id)
 {
 	size_t i;
 

@@ -24,10 +24,10 @@ struct chom_history_entry {
 
 /* Appends one line with O_APPEND and fsyncs it. */
 int chom_history_append(const char *path, const char *action, const char *from,
-                        const char *to, struct chom_err *e);
+			const char *to, struct chom_err *e);
 /* All entries, oldest first; a missing file is empty. Bad lines are skipped. */
 int chom_history_read(const char *path, struct chom_history_entry **out,
-                      size_t *n, struct chom_err *e);
+		      size_t *n, struct chom_err *e);
 
 /*
  * The release --rollback goes to. The history is replayed as a stack of
@@ -35,9 +35,9 @@ int chom_history_read(const char *path, struct chom_history_entry **out,
  * rollbacks walk further back. Returns 0 with the ID, 1 if there is none.
  */
 int chom_history_rollback_target(const struct chom_history_entry *h, size_t n,
-                                 const char *current, char *id, size_t size);
+				 const char *current, char *id, size_t size);
 /* When id was last staged, or 0. */
 time_t chom_history_staged(const struct chom_history_entry *h, size_t n,
-                           const char *id);
+			   const char *id);
 
 #endif

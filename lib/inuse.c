@@ -55,7 +55,7 @@ fds_under(int pfd, const char *dir, size_t dlen)
 
 int
 chom_inuse(const char *dir, pid_t *pid, char *comm, size_t size,
-           struct chom_err *e)
+	   struct chom_err *e)
 {
 	char real[PATH_MAX];
 	struct dirent *d;
@@ -63,7 +63,8 @@ chom_inuse(const char *dir, pid_t *pid, char *comm, size_t size,
 	DIR *proc;
 	int hit = 0;
 
-	/* /proc shows resolved paths, so compare with the resolved directory. */
+	/* /proc shows resolved paths, so compare with the resolved directory.
+	 */
 	if (!realpath(dir, real))
 		return chom_err_sys(e, CHOM_EXIT_FAIL, "resolve %s", dir);
 	dlen = strlen(real);
@@ -77,7 +78,7 @@ chom_inuse(const char *dir, pid_t *pid, char *comm, size_t size,
 		    strtol(d->d_name, NULL, 10) == (long)getpid())
 			continue;
 		pfd = openat(dirfd(proc), d->d_name,
-		             O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			     O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (pfd < 0)
 			continue;
 		hit = link_under(pfd, "cwd", real, dlen) ||

@@ -13,6 +13,6 @@
  * Processes that cannot be inspected are skipped.
  */
 int chom_inuse(const char *dir, pid_t *pid, char *comm, size_t size,
-               struct chom_err *e);
+	       struct chom_err *e);
 
 #endif

@@ -35,16 +35,16 @@ held_error(int fd, const char *path, double wait_s, struct chom_err *e)
 	}
 	if (pid > 0)
 		return chom_err_set(e, CHOM_EXIT_BUSY,
-		                    "%s is held by pid %ld on %s since %s%s", path,
-		                    pid, host, since,
-		                    wait_s > 0 ? " (gave up waiting)" : "");
+				    "%s is held by pid %ld on %s since %s%s",
+				    path, pid, host, since,
+				    wait_s > 0 ? " (gave up waiting)" : "");
 	return chom_err_set(e, CHOM_EXIT_BUSY, "%s is held by another run%s",
-	                    path, wait_s > 0 ? " (gave up waiting)" : "");
+			    path, wait_s > 0 ? " (gave up waiting)" : "");
 }
 
 int
 chom_lock_acquire(struct chom_lock *l, const char *path, double wait_s,
-                  struct chom_err *e)
+		  struct chom_err *e)
 {
 	char dir[PATH_MAX], host[128] = "?", stamp[32], line[256];
 	double deadline = now() + wait_s;
@@ -78,7 +78,7 @@ chom_lock_acquire(struct chom_lock *l, const char *path, double wait_s,
 	gmtime_r(&t, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	n = snprintf(line, sizeof(line), "%ld %s %s\n", (long)getpid(), host,
-	             stamp);
+		     stamp);
 	/* The holder's identity is advice for a refused run's message, so a
 	 * failure to write it does not stop us. */
 	if (ftruncate(fd, 0) == 0 && pwrite(fd, line, (size_t)n, 0) != n)
@@ -93,7 +93,8 @@ chom_lock_release(struct chom_lock *l)
 	if (l->fd < 0)
 		return;
 	if (ftruncate(l->fd, 0) < 0) {
-		/* Stale text is harmless: it is only read while the lock is held. */
+		/* Stale text is harmless: it is only read while the lock is
+		 * held. */
 	}
 	close(l->fd);
 	l->fd = -1;

@@ -17,7 +17,7 @@ struct chom_lock {
  * naming the holder ("held by pid 123 on web1 since 2026-11-27T07:00:00Z").
  */
 int chom_lock_acquire(struct chom_lock *l, const char *path, double wait_s,
-                      struct chom_err *e);
+		      struct chom_err *e);
 void chom_lock_release(struct chom_lock *l);
 
 #endif

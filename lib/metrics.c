@@ -6,7 +6,7 @@
 
 int
 chom_metrics_write(const char *dir, const char *name, const char *text,
-                   struct chom_err *e)
+		   struct chom_err *e)
 {
 	char path[PATH_MAX];
 

@@ -6,6 +6,6 @@
 
 /* Writes DIR/NAME.prom (mode 0644) with text, replacing it in one step. */
 int chom_metrics_write(const char *dir, const char *name, const char *text,
-                       struct chom_err *e);
+		       struct chom_err *e);
 
 #endif

@@ -15,8 +15,9 @@
 bool
 chom_release_id_valid(const char *id)
 {
-	size_t n = strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	                      "0123456789._-");
+	size_t n =
+	    strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		       "0123456789._-");
 
 	return n > 0 && n <= CHOM_ID_MAX && id[n] == '\0' && id[0] != '.';
 }
@@ -25,9 +26,9 @@ int
 chom_release_id_from_name(const char *artifact, char *id, size_t size)
 {
 	static const char *const exts[] = {
-		".tar.gz", ".tar.zst", ".tar.xz", ".tar.bz2", ".tar.lz4",
-		".tgz",    ".tzst",    ".txz",    ".tbz2",    ".tbz",
-		".tar",    ".zip",
+		".tar.gz",  ".tar.zst", ".tar.xz", ".tar.bz2",
+		".tar.lz4", ".tgz",     ".tzst",   ".txz",
+		".tbz2",    ".tbz",     ".tar",    ".zip",
 	};
 	const char *base = strrchr(artifact, '/');
 	size_t len, i;
@@ -79,14 +80,15 @@ chom_layout_init(struct chom_layout *l, const char *base, struct chom_err *e)
 	while (n > 1 && abs[n - 1] == '/')
 		abs[--n] = '\0';
 	memcpy(l->base, abs, n + 1);
-	if (chom_path(l->releases, sizeof(l->releases), e, "%s/releases", abs) ||
+	if (chom_path(l->releases, sizeof(l->releases), e, "%s/releases",
+		      abs) ||
 	    chom_path(l->shared, sizeof(l->shared), e, "%s/shared", abs) ||
 	    chom_path(l->current, sizeof(l->current), e, "%s/current", abs) ||
 	    chom_path(l->next, sizeof(l->next), e, "%s/next", abs) ||
 	    chom_path(l->dotchom, sizeof(l->dotchom), e, "%s/.chom", abs) ||
 	    chom_path(l->lock, sizeof(l->lock), e, "%s/.chom/lock", abs) ||
 	    chom_path(l->history, sizeof(l->history), e, "%s/.chom/history",
-	              abs))
+		      abs))
 		return -1;
 	return 0;
 }
@@ -103,14 +105,14 @@ chom_layout_prepare(const struct chom_layout *l, struct chom_err *e)
 
 int
 chom_layout_release(const struct chom_layout *l, const char *id, char *buf,
-                    size_t size, struct chom_err *e)
+		    size_t size, struct chom_err *e)
 {
 	return chom_path(buf, size, e, "%s/%s", l->releases, id);
 }
 
 int
 chom_release_link_id(const char *link, char *id, size_t size,
-                     struct chom_err *e)
+		     struct chom_err *e)
 {
 	char target[PATH_MAX];
 	const char *p;
@@ -122,10 +124,11 @@ chom_release_link_id(const char *link, char *id, size_t size,
 		return chom_err_sys(e, CHOM_EXIT_FAIL, "stat %s", link);
 	}
 	if (!S_ISLNK(st.st_mode))
-		return chom_err_set(e, CHOM_EXIT_USAGE,
-		                    "%s is not a symlink (a real %s); move it aside "
-		                    "before using chom",
-		                    link, S_ISDIR(st.st_mode) ? "directory" : "file");
+		return chom_err_set(
+		    e, CHOM_EXIT_USAGE,
+		    "%s is not a symlink (a real %s); move it aside "
+		    "before using chom",
+		    link, S_ISDIR(st.st_mode) ? "directory" : "file");
 	if (chom_readlink(link, target, sizeof(target)) < 0)
 		return chom_err_sys(e, CHOM_EXIT_FAIL, "readlink %s", link);
 	/* chom writes "releases/ID"; an absolute BASE/releases/ID is accepted
@@ -140,8 +143,8 @@ chom_release_link_id(const char *link, char *id, size_t size,
 	return 0;
 foreign:
 	return chom_err_set(e, CHOM_EXIT_USAGE,
-	                    "%s points at %s, not at a release of this base",
-	                    link, target);
+			    "%s points at %s, not at a release of this base",
+			    link, target);
 }
 
 static int
@@ -156,7 +159,7 @@ newest_first(const void *a, const void *b)
 
 int
 chom_release_list(const struct chom_layout *l, struct chom_release **out,
-                  size_t *n, struct chom_err *e)
+		  size_t *n, struct chom_err *e)
 {
 	struct chom_history_entry *h = NULL;
 	struct chom_release *v = NULL;
@@ -180,7 +183,8 @@ chom_release_list(const struct chom_layout *l, struct chom_release **out,
 		struct stat st;
 
 		if (!chom_release_id_valid(d->d_name) ||
-		    fstatat(dirfd(dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    fstatat(dirfd(dir), d->d_name, &st, AT_SYMLINK_NOFOLLOW) <
+			0 ||
 		    !S_ISDIR(st.st_mode))
 			continue;
 		if (len == cap) {
@@ -192,7 +196,8 @@ chom_release_list(const struct chom_layout *l, struct chom_release **out,
 				free(v);
 				free(h);
 				closedir(dir);
-				return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+				return chom_err_set(e, CHOM_EXIT_FAIL,
+						    "out of memory");
 			}
 			v = nv;
 		}

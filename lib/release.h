@@ -38,12 +38,12 @@ void chom_release_id_time(time_t t, char *buf, size_t size);
 
 /* Fills l for base (made absolute, not resolved). */
 int chom_layout_init(struct chom_layout *l, const char *base,
-                     struct chom_err *e);
+		     struct chom_err *e);
 /* Creates releases/, shared/ and .chom/ as needed. */
 int chom_layout_prepare(const struct chom_layout *l, struct chom_err *e);
 /* BASE/releases/ID into buf. */
 int chom_layout_release(const struct chom_layout *l, const char *id, char *buf,
-                        size_t size, struct chom_err *e);
+			size_t size, struct chom_err *e);
 
 /*
  * The release ID a link (current or next) points at. Returns 0 and the ID,
@@ -51,7 +51,7 @@ int chom_layout_release(const struct chom_layout *l, const char *id, char *buf,
  * points elsewhere than releases/ID.
  */
 int chom_release_link_id(const char *link, char *id, size_t size,
-                         struct chom_err *e);
+			 struct chom_err *e);
 
 struct chom_release {
 	char id[CHOM_ID_MAX + 1];
@@ -60,6 +60,6 @@ struct chom_release {
 
 /* The complete releases, newest first; *out is freed by the caller. */
 int chom_release_list(const struct chom_layout *l, struct chom_release **out,
-                      size_t *n, struct chom_err *e);
+		      size_t *n, struct chom_err *e);
 
 #endif

@@ -76,7 +76,7 @@ chom_sha256_parse_hex(const char *s, char out[CHOM_SHA256_HEXLEN + 1])
 
 int
 chom_sha256_file(const char *path, char hex[CHOM_SHA256_HEXLEN + 1],
-                 struct chom_err *e)
+		 struct chom_err *e)
 {
 	struct chom_sha256 *h;
 	char buf[1 << 16];
@@ -89,7 +89,8 @@ chom_sha256_file(const char *path, char hex[CHOM_SHA256_HEXLEN + 1],
 	h = chom_sha256_new();
 	if (!h) {
 		close(fd);
-		return chom_err_set(e, CHOM_EXIT_FAIL, "SHA-256: out of memory");
+		return chom_err_set(e, CHOM_EXIT_FAIL,
+				    "SHA-256: out of memory");
 	}
 	while ((n = read(fd, buf, sizeof(buf))) != 0) {
 		if (n < 0 && errno == EINTR)
@@ -118,7 +119,7 @@ base_name(const char *p)
 
 int
 chom_sha256_lookup(const char *sumfile, const char *name,
-                   char hex[CHOM_SHA256_HEXLEN + 1], struct chom_err *e)
+		   char hex[CHOM_SHA256_HEXLEN + 1], struct chom_err *e)
 {
 	char *line = NULL, digest[CHOM_SHA256_HEXLEN + 1];
 	size_t cap = 0, lineno = 0, entries = 0;
@@ -128,23 +129,26 @@ chom_sha256_lookup(const char *sumfile, const char *name,
 
 	f = fopen(sumfile, "r");
 	if (!f)
-		return chom_err_sys(e, CHOM_EXIT_USAGE, "checksums %s", sumfile);
+		return chom_err_sys(e, CHOM_EXIT_USAGE, "checksums %s",
+				    sumfile);
 	while ((len = getline(&line, &cap, f)) > 0) {
 		char *file;
 
 		lineno++;
-		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+		while (len > 0 &&
+		       (line[len - 1] == '\n' || line[len - 1] == '\r'))
 			line[--len] = '\0';
 		if (len == 0 || line[0] == '#')
 			continue;
-		if (len < CHOM_SHA256_HEXLEN + 2 || line[CHOM_SHA256_HEXLEN] != ' ' ||
+		if (len < CHOM_SHA256_HEXLEN + 2 ||
+		    line[CHOM_SHA256_HEXLEN] != ' ' ||
 		    (line[CHOM_SHA256_HEXLEN + 1] != ' ' &&
 		     line[CHOM_SHA256_HEXLEN + 1] != '*')) {
 			fclose(f);
 			free(line);
 			return chom_err_set(e, CHOM_EXIT_FAIL,
-			                    "%s:%zu: not a sha256sum line", sumfile,
-			                    lineno);
+					    "%s:%zu: not a sha256sum line",
+					    sumfile, lineno);
 		}
 		line[CHOM_SHA256_HEXLEN] = '\0';
 		file = line + CHOM_SHA256_HEXLEN + 2;
@@ -152,8 +156,8 @@ chom_sha256_lookup(const char *sumfile, const char *name,
 			fclose(f);
 			free(line);
 			return chom_err_set(e, CHOM_EXIT_FAIL,
-			                    "%s:%zu: not a SHA-256 digest", sumfile,
-			                    lineno);
+					    "%s:%zu: not a SHA-256 digest",
+					    sumfile, lineno);
 		}
 		entries++;
 		if (name && strcmp(base_name(file), base_name(name)) == 0 &&
@@ -169,13 +173,14 @@ chom_sha256_lookup(const char *sumfile, const char *name,
 	if (!name) {
 		if (entries == 1)
 			return 0;
-		return chom_err_set(e, CHOM_EXIT_FAIL,
-		                    "%s holds %zu entries; with the artifact on "
-		                    "stdin it must hold exactly one",
-		                    sumfile, entries);
+		return chom_err_set(
+		    e, CHOM_EXIT_FAIL,
+		    "%s holds %zu entries; with the artifact on "
+		    "stdin it must hold exactly one",
+		    sumfile, entries);
 	}
 	if (!found)
 		return chom_err_set(e, CHOM_EXIT_FAIL, "%s has no entry for %s",
-		                    sumfile, base_name(name));
+				    sumfile, base_name(name));
 	return 0;
 }

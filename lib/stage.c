@@ -31,7 +31,8 @@ stale(int dirfd_, const char *name)
 
 	if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM))
 		return 0;
-	fd = openat(dirfd_, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = openat(dirfd_, name,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
 	free_ = flock(fd, LOCK_EX | LOCK_NB) == 0;
@@ -58,7 +59,7 @@ chom_stage_clean_stale(const struct chom_layout *l, struct chom_err *e)
 		    !stale(dirfd(dir), d->d_name))
 			continue;
 		if (chom_path(path, sizeof(path), e, "%s/%s", l->releases,
-		              d->d_name) < 0 ||
+			      d->d_name) < 0 ||
 		    chom_rmtree(path, e) < 0) {
 			closedir(dir);
 			return -1;
@@ -76,19 +77,19 @@ chom_stage_check_link(const char *path, struct chom_err *e)
 
 	if (!*path || path[0] == '/')
 		return chom_err_set(e, CHOM_EXIT_USAGE,
-		                    "--link %s: must be a relative path", path);
+				    "--link %s: must be a relative path", path);
 	for (p = path; *p;) {
 		size_t len = strcspn(p, "/");
 
 		if (len == 0 || (len == 1 && p[0] == '.') ||
 		    (len == 2 && p[0] == '.' && p[1] == '.'))
-			return chom_err_set(e, CHOM_EXIT_USAGE,
-			                    "--link %s: empty, '.' or '..' component",
-			                    path);
+			return chom_err_set(
+			    e, CHOM_EXIT_USAGE,
+			    "--link %s: empty, '.' or '..' component", path);
 		p += len;
 		if (*p == '/' && *++p == '\0')
 			return chom_err_set(e, CHOM_EXIT_USAGE,
-			                    "--link %s: trailing '/'", path);
+					    "--link %s: trailing '/'", path);
 	}
 	return 0;
 }
@@ -107,9 +108,10 @@ parent_of(const char *path, char *buf, size_t size, struct chom_err *e)
  * seeding shared/PATH from the artifact the first time. */
 static int
 link_shared(const struct chom_layout *l, const char *dir, const char *path,
-            struct chom_err *e)
+	    struct chom_err *e)
 {
-	char rel[PATH_MAX], shared[PATH_MAX], parent[PATH_MAX], target[PATH_MAX];
+	char rel[PATH_MAX], shared[PATH_MAX], parent[PATH_MAX],
+	    target[PATH_MAX];
 	struct stat st;
 	int in_release, in_shared, depth = 2;
 	size_t o = 0;
@@ -121,16 +123,17 @@ link_shared(const struct chom_layout *l, const char *dir, const char *path,
 	in_release = lstat(rel, &st) == 0;
 	in_shared = lstat(shared, &st) == 0;
 	if (!in_shared && !in_release)
-		return chom_err_set(e, CHOM_EXIT_FAIL,
-		                    "--link %s: neither the artifact nor %s has it",
-		                    path, l->shared);
+		return chom_err_set(
+		    e, CHOM_EXIT_FAIL,
+		    "--link %s: neither the artifact nor %s has it", path,
+		    l->shared);
 	if (!in_shared) {
 		if (parent_of(shared, parent, sizeof(parent), e) < 0 ||
 		    chom_mkdir_p(parent, 0755, e) < 0)
 			return -1;
 		if (rename(rel, shared) < 0)
 			return chom_err_sys(e, CHOM_EXIT_FAIL,
-			                    "--link %s: seed %s", path, shared);
+					    "--link %s: seed %s", path, shared);
 	} else if (in_release && chom_rmtree(rel, e) < 0) {
 		return -1;
 	}
@@ -147,7 +150,8 @@ link_shared(const struct chom_layout *l, const char *dir, const char *path,
 	if (chom_path(target + o, sizeof(target) - o, e, "shared/%s", path) < 0)
 		return -1;
 	if (symlink(target, rel) < 0)
-		return chom_err_sys(e, CHOM_EXIT_FAIL, "--link %s: symlink", path);
+		return chom_err_sys(e, CHOM_EXIT_FAIL, "--link %s: symlink",
+				    path);
 	return 0;
 }
 
@@ -167,7 +171,8 @@ open_artifact(const char *artifact, int *fd, struct chom_err *e)
 		close(*fd);
 		*fd = -1;
 		return chom_err_set(e, CHOM_EXIT_USAGE,
-		                    "%s is a directory, not an artifact", artifact);
+				    "%s is a directory, not an artifact",
+				    artifact);
 	}
 	return 0;
 }
@@ -184,18 +189,18 @@ check_space(const struct chom_layout *l, int fd, struct chom_err *e)
 		return 0;
 	avail = (unsigned long long)vfs.f_bavail * vfs.f_frsize;
 	if (avail < (unsigned long long)st.st_size)
-		return chom_err_set(e, CHOM_EXIT_FAIL,
-		                    "not enough space in %s: %llu bytes free, the "
-		                    "artifact alone is %llu",
-		                    l->releases, avail,
-		                    (unsigned long long)st.st_size);
+		return chom_err_set(
+		    e, CHOM_EXIT_FAIL,
+		    "not enough space in %s: %llu bytes free, the "
+		    "artifact alone is %llu",
+		    l->releases, avail, (unsigned long long)st.st_size);
 	return 0;
 }
 
 /* Under the deploy lock: releases/ID appears whole, then next points at it. */
 static int
 publish(const struct chom_stage_opts *o, const char *tmp, const char *dst,
-        struct chom_err *e)
+	struct chom_err *e)
 {
 	const struct chom_layout *l = o->layout;
 	char prev[CHOM_ID_MAX + 1] = "", target[PATH_MAX];
@@ -207,8 +212,8 @@ publish(const struct chom_stage_opts *o, const char *tmp, const char *dst,
 		return -1;
 	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_NOREPLACE) < 0) {
 		if (errno == EEXIST || errno == ENOTEMPTY)
-			chom_err_set(e, CHOM_EXIT_FAIL, "release %s already exists",
-			             o->id);
+			chom_err_set(e, CHOM_EXIT_FAIL,
+				     "release %s already exists", o->id);
 		else
 			chom_err_sys(e, CHOM_EXIT_FAIL, "rename to %s", dst);
 		goto out;
@@ -229,7 +234,7 @@ out:
 
 int
 chom_stage(const struct chom_stage_opts *o, struct chom_stage_result *r,
-           struct chom_err *e)
+	   struct chom_err *e)
 {
 	const struct chom_layout *l = o->layout;
 	char tmp[PATH_MAX];
@@ -247,12 +252,12 @@ chom_stage(const struct chom_stage_opts *o, struct chom_stage_result *r,
 		return -1;
 	r->removed_stale = n;
 	if (chom_layout_release(l, o->id, r->path, sizeof(r->path), e) < 0 ||
-	    chom_path(tmp, sizeof(tmp), e, "%s/" TMP_PREFIX "%s-%ld", l->releases,
-	              o->id, (long)getpid()) < 0)
+	    chom_path(tmp, sizeof(tmp), e, "%s/" TMP_PREFIX "%s-%ld",
+		      l->releases, o->id, (long)getpid()) < 0)
 		return -1;
 	if (lstat(r->path, &st) == 0)
-		return chom_err_set(e, CHOM_EXIT_FAIL, "release %s already exists",
-		                    o->id);
+		return chom_err_set(e, CHOM_EXIT_FAIL,
+				    "release %s already exists", o->id);
 	if (open_artifact(o->artifact, &in, e) < 0 || check_space(l, in, e) < 0)
 		goto out;
 	if (mkdir(tmp, 0755) < 0) {
@@ -284,9 +289,10 @@ chom_stage(const struct chom_stage_opts *o, struct chom_stage_result *r,
 		goto out;
 	chom_sha256_final_hex(hash, r->sha256);
 	if (o->sha256 && strcmp(o->sha256, r->sha256)) {
-		chom_err_set(e, CHOM_EXIT_FAIL,
-		             "checksum mismatch: expected %s, the artifact is %s",
-		             o->sha256, r->sha256);
+		chom_err_set(
+		    e, CHOM_EXIT_FAIL,
+		    "checksum mismatch: expected %s, the artifact is %s",
+		    o->sha256, r->sha256);
 		goto out;
 	}
 	for (i = 0; i < o->nlinks; i++)

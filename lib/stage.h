@@ -16,9 +16,9 @@
 
 struct chom_stage_opts {
 	const struct chom_layout *layout;
-	const char *artifact; /* a path, or "-" for stdin */
-	const char *id;       /* the release ID, already validated */
-	const char *sha256;   /* expected digest (lowercase hex), or NULL */
+	const char *artifact;     /* a path, or "-" for stdin */
+	const char *id;           /* the release ID, already validated */
+	const char *sha256;       /* expected digest (lowercase hex), or NULL */
 	const char *const *links; /* --link paths, relative to the release */
 	size_t nlinks;
 	unsigned long long max_bytes, max_files;
@@ -29,14 +29,14 @@ struct chom_stage_opts {
 };
 
 struct chom_stage_result {
-	char path[PATH_MAX];                /* BASE/releases/ID */
+	char path[PATH_MAX];                 /* BASE/releases/ID */
 	char sha256[CHOM_SHA256_HEXLEN + 1]; /* of the artifact as read */
 	struct chom_extract_stats st;
 	int removed_stale; /* temporary directories of dead runs removed */
 };
 
 int chom_stage(const struct chom_stage_opts *o, struct chom_stage_result *r,
-               struct chom_err *e);
+	       struct chom_err *e);
 
 /*
  * Removes releases/.tmp-* directories whose owner is gone (its flock on the

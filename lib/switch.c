@@ -26,22 +26,22 @@ mono(void)
 
 static int
 release_exists(const struct chom_layout *l, const char *id, char *path,
-               size_t size, struct chom_err *e)
+	       size_t size, struct chom_err *e)
 {
 	struct stat st;
 
 	if (chom_layout_release(l, id, path, size, e) < 0)
 		return -1;
 	if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
-		return chom_err_set(e, CHOM_EXIT_FAIL, "no release %s in %s", id,
-		                    l->releases);
+		return chom_err_set(e, CHOM_EXIT_FAIL, "no release %s in %s",
+				    id, l->releases);
 	return 0;
 }
 
 /* current -> releases/ID in one rename(2), then the history line. */
 static int
-point_current(const struct chom_layout *l, const char *action,
-              const char *from, const char *to, struct chom_err *e)
+point_current(const struct chom_layout *l, const char *action, const char *from,
+	      const char *to, struct chom_err *e)
 {
 	char target[PATH_MAX];
 
@@ -49,11 +49,12 @@ point_current(const struct chom_layout *l, const char *action,
 		/* Back to "nothing live", after a failed first deploy. */
 		if (unlink(l->current) < 0 && errno != ENOENT)
 			return chom_err_sys(e, CHOM_EXIT_FAIL, "remove %s",
-			                    l->current);
+					    l->current);
 		if (chom_fsync_dir(l->base, e) < 0)
 			return -1;
-	} else if (chom_path(target, sizeof(target), e, "releases/%s", to) < 0 ||
-	           chom_atomic_symlink(target, l->current, e) < 0) {
+	} else if (chom_path(target, sizeof(target), e, "releases/%s", to) <
+		       0 ||
+		   chom_atomic_symlink(target, l->current, e) < 0) {
 		return -1;
 	}
 	return chom_history_append(l->history, action, from, to, e);
@@ -85,27 +86,28 @@ run_exec(const struct chom_switch_opts *o, const struct chom_switch_result *r)
 
 static int
 write_metrics(const struct chom_switch_opts *o, const char *id,
-              struct chom_err *e)
+	      struct chom_err *e)
 {
 	char text[512];
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	snprintf(text, sizeof(text),
-	         "# HELP chom_release_info The release BASE/current points at.\n"
-	         "# TYPE chom_release_info gauge\n"
-	         "chom_release_info{release=\"%s\"} 1\n"
-	         "# HELP chom_switch_timestamp_seconds When current last "
-	         "changed.\n"
-	         "# TYPE chom_switch_timestamp_seconds gauge\n"
-	         "chom_switch_timestamp_seconds %.3f\n",
-	         id, (double)ts.tv_sec + ts.tv_nsec / 1e9);
+	snprintf(
+	    text, sizeof(text),
+	    "# HELP chom_release_info The release BASE/current points at.\n"
+	    "# TYPE chom_release_info gauge\n"
+	    "chom_release_info{release=\"%s\"} 1\n"
+	    "# HELP chom_switch_timestamp_seconds When current last "
+	    "changed.\n"
+	    "# TYPE chom_switch_timestamp_seconds gauge\n"
+	    "chom_switch_timestamp_seconds %.3f\n",
+	    id, (double)ts.tv_sec + ts.tv_nsec / 1e9);
 	return chom_metrics_write(o->metrics_dir, "chom_switch", text, e);
 }
 
 static int
 pick_target(const struct chom_switch_opts *o, struct chom_switch_result *r,
-            struct chom_err *e)
+	    struct chom_err *e)
 {
 	const struct chom_layout *l = o->layout;
 	struct chom_history_entry *h;
@@ -120,20 +122,21 @@ pick_target(const struct chom_switch_opts *o, struct chom_switch_result *r,
 		rc = chom_release_link_id(l->next, r->to, sizeof(r->to), e);
 		if (rc > 0)
 			return chom_err_set(e, CHOM_EXIT_FAIL,
-			                    "nothing staged: %s does not exist",
-			                    l->next);
+					    "nothing staged: %s does not exist",
+					    l->next);
 		return rc;
 	case CHOM_SWITCH_ROLLBACK:
 		if (chom_history_read(l->history, &h, &n, e) < 0)
 			return -1;
 		rc = chom_history_rollback_target(h, n, r->from, r->to,
-		                                  sizeof(r->to));
+						  sizeof(r->to));
 		free(h);
 		if (rc != 0)
-			return chom_err_set(e, CHOM_EXIT_FAIL,
-			                    "nothing to roll back to: %s records no "
-			                    "earlier release",
-			                    l->history);
+			return chom_err_set(
+			    e, CHOM_EXIT_FAIL,
+			    "nothing to roll back to: %s records no "
+			    "earlier release",
+			    l->history);
 		return 0;
 	}
 	return chom_err_set(e, CHOM_EXIT_USAGE, "unknown switch");
@@ -141,10 +144,11 @@ pick_target(const struct chom_switch_opts *o, struct chom_switch_result *r,
 
 int
 chom_switch(const struct chom_switch_opts *o, struct chom_switch_result *r,
-            struct chom_err *e)
+	    struct chom_err *e)
 {
 	const struct chom_layout *l = o->layout;
-	const char *action = o->what == CHOM_SWITCH_ROLLBACK ? "rollback" : "switch";
+	const char *action =
+	    o->what == CHOM_SWITCH_ROLLBACK ? "rollback" : "switch";
 	struct chom_lock lock;
 	struct chom_err e2;
 	double t0 = mono();
@@ -175,34 +179,38 @@ chom_switch(const struct chom_switch_opts *o, struct chom_switch_result *r,
 		if (r->exec_status != 0) {
 			if (!r->changed) {
 				chom_err_set(e, CHOM_EXIT_FAIL,
-				             "--exec failed with status %d",
-				             r->exec_status);
+					     "--exec failed with status %d",
+					     r->exec_status);
 				goto out;
 			}
-			if (r->from[0] && release_exists(l, r->from, r->path,
-			                                 sizeof(r->path), &e2) < 0) {
+			if (r->from[0] &&
+			    release_exists(l, r->from, r->path, sizeof(r->path),
+					   &e2) < 0) {
 				chom_err_set(e, CHOM_EXIT_UNSAFE,
-				             "--exec failed with status %d, and switching "
-				             "back failed: %s; %s is live",
-				             r->exec_status, e2.msg, r->to);
+					     "--exec failed with status %d, "
+					     "and switching "
+					     "back failed: %s; %s is live",
+					     r->exec_status, e2.msg, r->to);
 				goto out;
 			}
-			if (point_current(l, "revert", r->to, r->from, &e2) < 0) {
+			if (point_current(l, "revert", r->to, r->from, &e2) <
+			    0) {
 				chom_err_set(e, CHOM_EXIT_UNSAFE,
-				             "--exec failed with status %d, and switching "
-				             "back to %s failed: %s",
-				             r->exec_status, r->from, e2.msg);
+					     "--exec failed with status %d, "
+					     "and switching "
+					     "back to %s failed: %s",
+					     r->exec_status, r->from, e2.msg);
 				goto out;
 			}
 			r->reverted = true;
-			chom_err_set(e, CHOM_EXIT_FAIL,
-			             "--exec failed with status %d; switched back to %s",
-			             r->exec_status, r->from[0] ? r->from : "nothing");
+			chom_err_set(
+			    e, CHOM_EXIT_FAIL,
+			    "--exec failed with status %d; switched back to %s",
+			    r->exec_status, r->from[0] ? r->from : "nothing");
 			goto out;
 		}
 	}
-	if (o->metrics_dir && r->changed &&
-	    write_metrics(o, r->to, e) < 0)
+	if (o->metrics_dir && r->changed && write_metrics(o, r->to, e) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -229,10 +237,10 @@ mark(struct chom_release_info *v, size_t n, const char *id, int which)
 
 int
 chom_switch_list(const struct chom_layout *l, struct chom_release_info **out,
-                 size_t *n, struct chom_err *e)
+		 size_t *n, struct chom_err *e)
 {
 	char cur[CHOM_ID_MAX + 1] = "", prev[CHOM_ID_MAX + 1] = "",
-	     nxt[CHOM_ID_MAX + 1] = "";
+			       nxt[CHOM_ID_MAX + 1] = "";
 	struct chom_history_entry *h = NULL;
 	struct chom_release *rels;
 	struct chom_release_info *v;
@@ -275,7 +283,7 @@ remove_release(const struct chom_layout *l, const char *id, struct chom_err *e)
 	 * a removal cut short is a .tmp-* directory that chom-stage cleans. */
 	if (chom_layout_release(l, id, path, sizeof(path), e) < 0 ||
 	    chom_path(doomed, sizeof(doomed), e, "%s/.tmp-prune-%s-%ld",
-	              l->releases, id, (long)getpid()) < 0)
+		      l->releases, id, (long)getpid()) < 0)
 		return -1;
 	if (rename(path, doomed) < 0)
 		return chom_err_sys(e, CHOM_EXIT_FAIL, "rename %s", path);
@@ -288,8 +296,8 @@ remove_release(const struct chom_layout *l, const char *id, struct chom_err *e)
 
 int
 chom_switch_prune(const struct chom_layout *l, size_t keep, bool force,
-                  double wait_s, struct chom_prune_item **out, size_t *n,
-                  struct chom_err *e)
+		  double wait_s, struct chom_prune_item **out, size_t *n,
+		  struct chom_err *e)
 {
 	struct chom_release_info *v = NULL;
 	struct chom_prune_item *items;
@@ -330,7 +338,8 @@ chom_switch_prune(const struct chom_layout *l, size_t keep, bool force,
 		if (!force) {
 			char path[PATH_MAX];
 
-			if (chom_layout_release(l, it->id, path, sizeof(path), e) < 0)
+			if (chom_layout_release(l, it->id, path, sizeof(path),
+						e) < 0)
 				goto out;
 			use = chom_inuse(path, &pid, comm, sizeof(comm), e);
 			if (use < 0)
@@ -338,7 +347,7 @@ chom_switch_prune(const struct chom_layout *l, size_t keep, bool force,
 		}
 		if (use) {
 			snprintf(it->detail, sizeof(it->detail),
-			         "in use by pid %ld (%s)", (long)pid, comm);
+				 "in use by pid %ld (%s)", (long)pid, comm);
 			it->why = it->detail;
 			continue;
 		}

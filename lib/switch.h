@@ -12,7 +12,11 @@
 #include "err.h"
 #include "release.h"
 
-enum chom_switch_what { CHOM_SWITCH_ID, CHOM_SWITCH_NEXT, CHOM_SWITCH_ROLLBACK };
+enum chom_switch_what {
+	CHOM_SWITCH_ID,
+	CHOM_SWITCH_NEXT,
+	CHOM_SWITCH_ROLLBACK
+};
 
 struct chom_switch_opts {
 	const struct chom_layout *layout;
@@ -39,7 +43,7 @@ struct chom_switch_result {
  * 4: --exec failed and switching back failed too.
  */
 int chom_switch(const struct chom_switch_opts *o, struct chom_switch_result *r,
-                struct chom_err *e);
+		struct chom_err *e);
 
 struct chom_release_info {
 	struct chom_release rel;
@@ -47,14 +51,15 @@ struct chom_release_info {
 };
 
 /* The releases, newest first, with their marks. *out freed by the caller. */
-int chom_switch_list(const struct chom_layout *l, struct chom_release_info **out,
-                     size_t *n, struct chom_err *e);
+int chom_switch_list(const struct chom_layout *l,
+		     struct chom_release_info **out, size_t *n,
+		     struct chom_err *e);
 
 struct chom_prune_item {
 	char id[CHOM_ID_MAX + 1];
 	bool removed;
 	const char *why; /* why kept: "current", "next", "previous", "newest",
-	                    "in use by pid N (comm)", or NULL when removed */
+			    "in use by pid N (comm)", or NULL when removed */
 	char detail[128];
 };
 
@@ -63,7 +68,7 @@ struct chom_prune_item {
  * and (unless force) any release a process uses; removes the rest.
  */
 int chom_switch_prune(const struct chom_layout *l, size_t keep, bool force,
-                      double wait_s, struct chom_prune_item **out, size_t *n,
-                      struct chom_err *e);
+		      double wait_s, struct chom_prune_item **out, size_t *n,
+		      struct chom_err *e);
 
 #endif
