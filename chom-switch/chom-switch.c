@@ -1,5 +1,6 @@
 /* chom-switch: make a release live, roll back, list and prune releases. */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,14 @@ struct opts {
 	long long keep;
 	double wait_s;
 };
+
+static volatile sig_atomic_t stop;
+
+static void
+on_signal(int sig)
+{
+	stop = sig;
+}
 
 static void
 usage(void)
@@ -160,6 +169,31 @@ do_prune(const struct chom_layout *l, const struct opts *o, bool force,
 	return rc < 0 ? chom_report(&e) : CHOM_EXIT_OK;
 }
 
+/* For the job's page: what changed in production, or why it did not. */
+static void
+write_summary(const char *path, enum action act,
+	      const struct chom_switch_result *r, const struct chom_err *failed)
+{
+	char text[2048];
+	struct chom_err e;
+
+	if (!path)
+		return;
+	snprintf(text, sizeof(text),
+		 "### chom-switch\n\n"
+		 "| action | from | to | result | switch time |\n"
+		 "|---|---|---|---|---|\n"
+		 "| %s | %s | %s | %s | %.1f ms |\n\n",
+		 act == ROLLBACK ? "rollback" : "switch",
+		 r->from[0] ? r->from : "(none)", r->to[0] ? r->to : "-",
+		 failed       ? failed->msg
+		 : r->changed ? "live"
+			      : "already live",
+		 r->seconds * 1000);
+	if (chom_summary_append(path, text, &e) < 0)
+		chom_warn("%s", e.msg);
+}
+
 enum {
 	OPT_NEXT = 256,
 	OPT_ROLLBACK,
@@ -168,6 +202,7 @@ enum {
 	OPT_FORCE,
 	OPT_EXEC,
 	OPT_METRICS,
+	OPT_SUMMARY,
 	OPT_WAIT,
 	OPT_JSON,
 	OPT_HELP,
@@ -180,7 +215,8 @@ static const struct option longopts[] = {
 	{ "next", no_argument, NULL, OPT_NEXT },
 	{ "rollback", no_argument, NULL, OPT_ROLLBACK },
 	{ "list", no_argument, NULL, OPT_LIST },
-	{ "prune", required_argument, NULL, OPT_PRUNE },
+	{ "prune", optional_argument, NULL, OPT_PRUNE },
+	{ "summary", required_argument, NULL, OPT_SUMMARY },
 	{ "force", no_argument, NULL, OPT_FORCE },
 	{ "exec", required_argument, NULL, OPT_EXEC },
 	{ "metrics-dir", required_argument, NULL, OPT_METRICS },
@@ -206,7 +242,9 @@ int
 main(int argc, char **argv)
 {
 	struct opts cli = { 0 }, o = { 0 };
-	const char *env, *wait = NULL, *prune = NULL, *config = NULL;
+	const char *env, *wait = NULL, *prune = NULL, *config = NULL,
+			 *summary = NULL;
+	struct sigaction sa;
 	struct chom_switch_result res;
 	struct chom_layout layout;
 	struct chom_err e = { 0 };
@@ -232,6 +270,7 @@ main(int argc, char **argv)
 		case OPT_EXEC: cli.exec_cmd = optarg; break;
 		case OPT_METRICS: cli.metrics_dir = optarg; break;
 		case OPT_WAIT: wait = optarg; break;
+		case OPT_SUMMARY: summary = optarg; break;
 		case OPT_JSON: json = 1; break;
 		case 'q': chom_cli_set_verbosity(CHOM_QUIET); break;
 		case 'v': chom_cli_set_verbosity(CHOM_VERBOSE); break;
@@ -247,6 +286,10 @@ main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
+	if (act == PRUNE && !prune && argc == 1) {
+		prune = argv[0]; /* "--prune 3" as well as "--prune=3" */
+		argc--;
+	}
 	if (argc > 1 || (argc == 1 && act != NONE))
 		return chom_usage_error("give one of ID, --next, --rollback, "
 					"--list, --prune");
@@ -286,6 +329,10 @@ main(int argc, char **argv)
 	if (act == PRUNE)
 		return chom_close_stdout(do_prune(&layout, &o, force, json));
 
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal; /* no SA_RESTART: waitpid must see it */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 	rc = chom_switch(
 	    &(struct chom_switch_opts){
 		.layout = &layout,
@@ -296,8 +343,11 @@ main(int argc, char **argv)
 		.exec_cmd = o.exec_cmd,
 		.wait_s = o.wait_s,
 		.metrics_dir = o.metrics_dir,
+		.stop = &stop,
 	    },
 	    &res, &e);
+	write_summary(chom_summary_path(summary), act, &res,
+		      rc < 0 ? &e : NULL);
 	if (rc < 0)
 		return chom_report(&e);
 	if (!res.changed)

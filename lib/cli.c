@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -159,6 +160,33 @@ chom_progress_end(void)
 		return;
 	fputs("\r\033[K", stderr);
 	progress_shown = 0;
+}
+
+const char *
+chom_summary_path(const char *opt)
+{
+	const char *env = getenv("GITHUB_STEP_SUMMARY");
+
+	if (opt && *opt)
+		return opt;
+	return env && *env ? env : NULL;
+}
+
+int
+chom_summary_append(const char *path, const char *text, struct chom_err *e)
+{
+	size_t len = strlen(text);
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+
+	if (fd < 0)
+		return chom_err_sys(e, CHOM_EXIT_FAIL, "summary %s", path);
+	if (write(fd, text, len) != (ssize_t)len) {
+		chom_err_sys(e, CHOM_EXIT_FAIL, "write summary %s", path);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
 }
 
 int

@@ -43,6 +43,14 @@ void chom_json_line(json_t *obj);
 void chom_progress(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void chom_progress_end(void);
 
+/*
+ * The Markdown summary of a change to production: --summary FILE if given,
+ * else $GITHUB_STEP_SUMMARY, else nowhere (returns NULL).
+ */
+const char *chom_summary_path(const char *opt);
+/* Appends text to path in one write(2). */
+int chom_summary_append(const char *path, const char *text, struct chom_err *e);
+
 /* Flushes and checks stdout at exit: a full disk or closed pipe is an error. */
 int chom_close_stdout(int status);
 

@@ -2,6 +2,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,11 +15,14 @@
 
 #define READ_BLOCK (1 << 17)
 
+/* A source of bytes for libarchive: the artifact, or the pipe from the
+ * decompressing thread. The artifact's reader hashes what it reads. */
 struct reader {
-	const struct chom_extract_opts *o;
-	struct chom_extract_stats *st;
+	int fd;
+	struct chom_sha256 *hash;
+	unsigned long long count; /* atomic: read by the other thread */
+	volatile sig_atomic_t *stop;
 	unsigned char buf[READ_BLOCK];
-	int read_errno;
 };
 
 /* One node per path extracted, and per directory implied by one. */
@@ -82,22 +86,21 @@ read_cb(struct archive *a, void *client, const void **buff)
 	ssize_t n;
 
 	for (;;) {
-		if (r->o->stop && *r->o->stop) {
+		if (r->stop && *r->stop) {
 			archive_set_error(a, EINTR, "interrupted");
 			return -1;
 		}
-		n = read(r->o->in_fd, r->buf, sizeof(r->buf));
+		n = read(r->fd, r->buf, sizeof(r->buf));
 		if (n >= 0 || errno != EINTR)
 			break;
 	}
 	if (n < 0) {
-		r->read_errno = errno;
 		archive_set_error(a, errno, "read error");
 		return -1;
 	}
-	if (r->o->hash)
-		chom_sha256_update(r->o->hash, r->buf, (size_t)n);
-	r->st->in_bytes += (unsigned long long)n;
+	if (r->hash)
+		chom_sha256_update(r->hash, r->buf, (size_t)n);
+	__atomic_add_fetch(&r->count, (unsigned long long)n, __ATOMIC_RELAXED);
 	*buff = r->buf;
 	return n;
 }
@@ -271,11 +274,28 @@ add_parents(void **root, const char *path)
 	return 0;
 }
 
+/*
+ * The decompressing thread: reads and hashes the artifact, and writes it
+ * decompressed (libarchive's raw format behind every filter) into a pipe
+ * that the extracting thread reads. Inflating on one core while the other
+ * creates files is what keeps a one-pass stage as fast as a pipeline of
+ * gzip and tar.
+ */
+struct pump {
+	struct reader in;
+	int out_fd;
+	int abandon; /* atomic: the extractor failed, stop reading */
+	int failed;
+	struct chom_err err;
+	unsigned char out[READ_BLOCK];
+};
+
 struct job {
 	const struct chom_extract_opts *o;
 	struct chom_extract_stats *st;
 	struct chom_err *e;
 	struct archive *in, *out;
+	struct pump *pump;
 	void *paths;
 	char norm[4096], link[4096], tmp[4096], shown[512];
 };
@@ -427,27 +447,111 @@ run(struct job *j)
 		if (archive_write_finish_entry(j->out) < ARCHIVE_WARN)
 			return disk_error(j, j->out, j->norm);
 		j->st->entries++;
-		if (j->o->progress && (j->st->entries & 63) == 0)
+		if (j->o->progress && (j->st->entries & 63) == 0) {
+			j->st->in_bytes = __atomic_load_n(&j->pump->in.count,
+							  __ATOMIC_RELAXED);
 			j->o->progress(j->o->progress_ctx, j->st);
+		}
 	}
 }
 
-/* Hashes what libarchive left unread (tar padding, trailing bytes). */
 static int
-drain(struct reader *r, struct chom_err *e)
+write_all(int fd, const void *buf, size_t len)
 {
-	ssize_t n;
+	const char *p = buf;
 
-	while ((n = read(r->o->in_fd, r->buf, sizeof(r->buf))) != 0) {
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return chom_err_sys(e, CHOM_EXIT_FAIL, "read artifact");
-		if (r->o->hash)
-			chom_sha256_update(r->o->hash, r->buf, (size_t)n);
-		r->st->in_bytes += (unsigned long long)n;
+			return -1;
+		p += n;
+		len -= (size_t)n;
 	}
 	return 0;
+}
+
+static void
+pump_fail(struct pump *p, struct archive *a, const char *what)
+{
+	p->failed = 1;
+	if (p->in.stop && *p->in.stop)
+		chom_err_set(&p->err, 128 + *p->in.stop, "interrupted");
+	else if (a)
+		chom_err_set(&p->err, CHOM_EXIT_FAIL, "bad archive: %s",
+			     archive_error_string(a) ? archive_error_string(a)
+						     : what);
+	else
+		chom_err_sys(&p->err, CHOM_EXIT_FAIL, "%s", what);
+}
+
+static void *
+pump_main(void *arg)
+{
+	struct pump *p = arg;
+	struct archive_entry *ent;
+	struct archive *a;
+	sigset_t set;
+	ssize_t n;
+
+	/* A write to a pipe the extractor closed fails with EPIPE here. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	a = archive_read_new();
+	if (!a) {
+		pump_fail(p, NULL, "out of memory");
+		goto out;
+	}
+	archive_read_support_filter_all(a);
+	archive_read_support_format_raw(a);
+	if (archive_read_open(a, &p->in, NULL, read_cb, NULL) != ARCHIVE_OK ||
+	    archive_read_next_header(a, &ent) != ARCHIVE_OK) {
+		pump_fail(p, a, "unreadable");
+		goto out;
+	}
+	while ((n = archive_read_data(a, p->out, sizeof(p->out))) != 0) {
+		if (n < 0) {
+			pump_fail(p, a, "corrupt data");
+			goto out;
+		}
+		if (write_all(p->out_fd, p->out, (size_t)n) < 0) {
+			if (errno == EPIPE)
+				break; /* the archive ended before its padding
+					*/
+			pump_fail(p, NULL, "write to extractor");
+			goto out;
+		}
+	}
+	/* Hash what the decompressor did not need (trailing bytes), unless
+	 * the extraction failed and the digest no longer matters. */
+	while (!__atomic_load_n(&p->abandon, __ATOMIC_RELAXED)) {
+		n = read(p->in.fd, p->in.buf, sizeof(p->in.buf));
+		if (n == 0)
+			break;
+		if (n < 0 && errno == EINTR && !(p->in.stop && *p->in.stop))
+			continue;
+		if (n < 0) {
+			pump_fail(p, NULL, "read artifact");
+			break;
+		}
+		if (p->in.hash)
+			chom_sha256_update(p->in.hash, p->in.buf, (size_t)n);
+		__atomic_add_fetch(&p->in.count, (unsigned long long)n,
+				   __ATOMIC_RELAXED);
+	}
+out:
+	archive_read_free(a);
+	close(p->out_fd);
+	return NULL;
+}
+
+static void
+progress_sync(struct job *j, struct pump *p)
+{
+	j->st->in_bytes = __atomic_load_n(&p->in.count, __ATOMIC_RELAXED);
 }
 
 int
@@ -455,18 +559,21 @@ chom_extract(const struct chom_extract_opts *o, struct chom_extract_stats *st,
 	     struct chom_err *e)
 {
 	struct job j = { .o = o, .st = st, .e = e };
-	struct reader *rd;
+	struct reader *rd = NULL;
+	struct pump *p = NULL;
 	struct stat sb;
-	int cwd = -1, dir = -1, rc = -1;
+	pthread_t tid;
+	int cwd = -1, dir = -1, pipefd[2] = { -1, -1 }, started = 0, rc = -1;
 
 	memset(st, 0, sizeof(*st));
 	if (fstat(o->in_fd, &sb) == 0 && S_ISREG(sb.st_mode))
 		st->in_total = (unsigned long long)sb.st_size;
 	rd = calloc(1, sizeof(*rd));
-	if (!rd)
-		return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
-	rd->o = o;
-	rd->st = st;
+	p = calloc(1, sizeof(*p));
+	if (!rd || !p) {
+		chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+		goto out;
+	}
 	cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cwd < 0)
 		cwd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -475,6 +582,21 @@ chom_extract(const struct chom_extract_opts *o, struct chom_extract_stats *st,
 		chom_err_sys(e, CHOM_EXIT_FAIL, "open %s", o->dir);
 		goto out;
 	}
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		chom_err_sys(e, CHOM_EXIT_FAIL, "pipe");
+		goto out;
+	}
+	(void)fcntl(pipefd[1], F_SETPIPE_SZ, 1 << 20);
+	p->in =
+	    (struct reader){ .fd = o->in_fd, .hash = o->hash, .stop = o->stop };
+	p->out_fd = pipefd[1];
+	*rd = (struct reader){ .fd = pipefd[0], .stop = o->stop };
+	if (pthread_create(&tid, NULL, pump_main, p) != 0) {
+		chom_err_set(e, CHOM_EXIT_FAIL, "cannot start a thread");
+		goto out;
+	}
+	started = 1;
+	pipefd[1] = -1; /* the pump closes it */
 	/* libarchive's secure flags judge relative names, so extract with the
 	 * target as working directory and give it names relative to it. */
 	if (fchdir(dir) < 0) {
@@ -487,6 +609,7 @@ chom_extract(const struct chom_extract_opts *o, struct chom_extract_stats *st,
 		chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
 		goto back;
 	}
+	j.pump = p;
 	archive_read_support_filter_all(j.in);
 	archive_read_support_format_all(j.in);
 	archive_write_disk_set_options(
@@ -499,18 +622,33 @@ chom_extract(const struct chom_extract_opts *o, struct chom_extract_stats *st,
 		goto back;
 	}
 	rc = run(&j);
+	if (rc == 0 && st->entries == 0)
+		rc = chom_err_set(e, CHOM_EXIT_FAIL,
+				  "bad archive: no entries to extract");
 	/* Directory modes and times are set at close, still inside the target.
 	 */
 	if (archive_write_close(j.out) < ARCHIVE_WARN && rc == 0)
 		rc = disk_error(&j, j.out, ".");
-	if (rc == 0)
-		rc = drain(rd, e);
-	if (rc == 0 && o->progress)
-		o->progress(o->progress_ctx, st);
 back:
 	if (fchdir(cwd) < 0 && rc == 0)
 		rc = chom_err_sys(e, CHOM_EXIT_FAIL, "chdir back");
 out:
+	if (started) {
+		if (rc < 0)
+			__atomic_store_n(&p->abandon, 1, __ATOMIC_RELAXED);
+		close(pipefd[0]);
+		pipefd[0] = -1;
+		pthread_join(tid, NULL);
+		/* The decompressor saw the cause (a corrupt stream, a read
+		 * error) of what the extractor saw as a truncated archive. */
+		if (p->failed) {
+			*e = p->err;
+			rc = -1;
+		}
+		progress_sync(&j, p);
+		if (rc == 0 && o->progress)
+			o->progress(o->progress_ctx, st);
+	}
 	archive_read_free(j.in);
 	archive_write_free(j.out);
 	tdestroy(j.paths, node_free);
@@ -518,6 +656,11 @@ out:
 		close(cwd);
 	if (dir >= 0)
 		close(dir);
+	if (pipefd[0] >= 0)
+		close(pipefd[0]);
+	if (pipefd[1] >= 0)
+		close(pipefd[1]);
 	free(rd);
+	free(p);
 	return rc;
 }

@@ -127,6 +127,7 @@ chom_history_rollback_target(const struct chom_history_entry *h, size_t n,
 			     const char *current, char *id, size_t size)
 {
 	const char **stack;
+	const char *last = "";
 	size_t top = 0, i;
 	int rc = 1;
 
@@ -135,19 +136,27 @@ chom_history_rollback_target(const struct chom_history_entry *h, size_t n,
 	if (!stack)
 		return -1;
 	for (i = 0; i < n; i++) {
-		if (!strcmp(h[i].action, "switch")) {
+		const char *act = h[i].action;
+
+		/* A revert undoes the entry before it: a switch's push, or a
+		 * rollback's pop. */
+		if (!strcmp(act, "revert"))
+			act = !strcmp(last, "rollback") ? "push" : "pop";
+		if (!strcmp(act, "switch") || !strcmp(act, "push")) {
 			/* The release live before the first recorded switch. */
-			if (top == 0 && h[i].from[0])
+			if (top == 0 && h[i].from[0] && !strcmp(act, "switch"))
 				stack[top++] = h[i].from;
 			if (h[i].to[0])
 				stack[top++] = h[i].to;
-		} else if (!strcmp(h[i].action, "rollback") ||
-			   !strcmp(h[i].action, "revert")) {
+		} else if (!strcmp(act, "rollback") || !strcmp(act, "pop")) {
 			if (top > 0)
 				top--;
 			if (top == 0 && h[i].to[0])
 				stack[top++] = h[i].to;
 		}
+		if (strcmp(h[i].action, "stage") &&
+		    strcmp(h[i].action, "prune"))
+			last = h[i].action;
 	}
 	/* The target is the newest entry below the live one; if current was
 	 * changed by hand, the newest entry that is not current. */

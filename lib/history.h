@@ -31,8 +31,9 @@ int chom_history_read(const char *path, struct chom_history_entry **out,
 
 /*
  * The release --rollback goes to. The history is replayed as a stack of
- * live releases: a switch pushes, a rollback or revert pops, so repeated
- * rollbacks walk further back. Returns 0 with the ID, 1 if there is none.
+ * live releases: a switch pushes, a rollback pops, and a revert undoes the
+ * entry before it; so repeated rollbacks walk further back. Returns 0 with the
+ * ID, 1 if there is none.
  */
 int chom_history_rollback_target(const struct chom_history_entry *h, size_t n,
 				 const char *current, char *id, size_t size);

@@ -64,7 +64,7 @@ static int
 run_exec(const struct chom_switch_opts *o, const struct chom_switch_result *r)
 {
 	pid_t pid = fork();
-	int status;
+	int status, sent = 0;
 
 	if (pid < 0)
 		return 127;
@@ -76,12 +76,41 @@ run_exec(const struct chom_switch_opts *o, const struct chom_switch_result *r)
 		execl("/bin/sh", "sh", "-c", o->exec_cmd, (char *)NULL);
 		_exit(127);
 	}
-	while (waitpid(pid, &status, 0) < 0)
+	while (waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR)
 			return 127;
+		/* Interrupted: pass the signal on, then switch back. */
+		if (o->stop && *o->stop && !sent) {
+			kill(pid, *o->stop);
+			sent = 1;
+		}
+	}
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return WEXITSTATUS(status);
+}
+
+/* --exec failed or we were interrupted: put FROM back, or say we could not. */
+static int
+revert(const struct chom_switch_opts *o, struct chom_switch_result *r,
+       const char *why, int code, struct chom_err *e)
+{
+	const struct chom_layout *l = o->layout;
+	struct chom_err e2;
+
+	if (!r->changed)
+		return chom_err_set(e, code, "%s", why);
+	if ((r->from[0] &&
+	     release_exists(l, r->from, r->path, sizeof(r->path), &e2) < 0) ||
+	    point_current(l, "revert", r->to, r->from, &e2) < 0)
+		return chom_err_set(e, CHOM_EXIT_UNSAFE,
+				    "%s, and switching back to %s failed: %s; "
+				    "%s is live",
+				    why, r->from[0] ? r->from : "nothing",
+				    e2.msg, r->to);
+	r->reverted = true;
+	return chom_err_set(e, code, "%s; switched back to %s", why,
+			    r->from[0] ? r->from : "nothing");
 }
 
 static int
@@ -150,7 +179,6 @@ chom_switch(const struct chom_switch_opts *o, struct chom_switch_result *r,
 	const char *action =
 	    o->what == CHOM_SWITCH_ROLLBACK ? "rollback" : "switch";
 	struct chom_lock lock;
-	struct chom_err e2;
 	double t0 = mono();
 	int rc = -1, cur;
 
@@ -168,47 +196,31 @@ chom_switch(const struct chom_switch_opts *o, struct chom_switch_result *r,
 			goto out;
 		r->changed = true;
 	}
-	if (o->what == CHOM_SWITCH_NEXT &&
-	    (unlink(l->next) < 0 || chom_fsync_dir(l->base, e) < 0)) {
-		chom_err_sys(e, CHOM_EXIT_FAIL, "remove %s", l->next);
-		goto out;
-	}
 	r->seconds = mono() - t0;
 	if (o->exec_cmd && *o->exec_cmd) {
+		char why[128];
+
 		r->exec_status = run_exec(o, r);
-		if (r->exec_status != 0) {
-			if (!r->changed) {
-				chom_err_set(e, CHOM_EXIT_FAIL,
-					     "--exec failed with status %d",
-					     r->exec_status);
-				goto out;
-			}
-			if (r->from[0] &&
-			    release_exists(l, r->from, r->path, sizeof(r->path),
-					   &e2) < 0) {
-				chom_err_set(e, CHOM_EXIT_UNSAFE,
-					     "--exec failed with status %d, "
-					     "and switching "
-					     "back failed: %s; %s is live",
-					     r->exec_status, e2.msg, r->to);
-				goto out;
-			}
-			if (point_current(l, "revert", r->to, r->from, &e2) <
-			    0) {
-				chom_err_set(e, CHOM_EXIT_UNSAFE,
-					     "--exec failed with status %d, "
-					     "and switching "
-					     "back to %s failed: %s",
-					     r->exec_status, r->from, e2.msg);
-				goto out;
-			}
-			r->reverted = true;
-			chom_err_set(
-			    e, CHOM_EXIT_FAIL,
-			    "--exec failed with status %d; switched back to %s",
-			    r->exec_status, r->from[0] ? r->from : "nothing");
+		if (o->stop && *o->stop) {
+			revert(o, r, "interrupted", 128 + *o->stop, e);
 			goto out;
 		}
+		if (r->exec_status != 0) {
+			snprintf(why, sizeof(why),
+				 "--exec failed with status %d",
+				 r->exec_status);
+			revert(o, r, why, CHOM_EXIT_FAIL, e);
+			goto out;
+		}
+	}
+	/* next is consumed only once the release is live for good. */
+	if (o->what == CHOM_SWITCH_NEXT) {
+		if (unlink(l->next) < 0) {
+			chom_err_sys(e, CHOM_EXIT_FAIL, "remove %s", l->next);
+			goto out;
+		}
+		if (chom_fsync_dir(l->base, e) < 0)
+			goto out;
 	}
 	if (o->metrics_dir && r->changed && write_metrics(o, r->to, e) < 0)
 		goto out;

@@ -6,6 +6,7 @@
 #define CHOM_SWITCH_H
 
 #include <limits.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -24,7 +25,8 @@ struct chom_switch_opts {
 	const char *id;       /* for CHOM_SWITCH_ID */
 	const char *exec_cmd; /* run with sh -c after the switch, or NULL */
 	double wait_s;
-	const char *metrics_dir; /* or NULL */
+	const char *metrics_dir;     /* or NULL */
+	volatile sig_atomic_t *stop; /* a signal during --exec: switch back */
 };
 
 struct chom_switch_result {
@@ -40,7 +42,8 @@ struct chom_switch_result {
 /*
  * Code 1: missing release, nothing to roll back to, or --exec failed and
  * was reverted; 2: bad layout (current is a directory); 3: lock held;
- * 4: --exec failed and switching back failed too.
+ * 4: --exec failed and switching back failed too; 128+N: signal N arrived
+ * during --exec and the previous release is live again.
  */
 int chom_switch(const struct chom_switch_opts *o, struct chom_switch_result *r,
 		struct chom_err *e);
