@@ -74,10 +74,10 @@ bench: deps
 	bench/stage.sh .
 
 lint:
-	clang-format --dry-run --Werror lib/*.[ch] chom-*/*.c tests/unit/*.c
+	clang-format --dry-run --Werror $(wildcard lib/*.[ch] chom-*/*.c tests/unit/*.c)
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr --std=c11 -D_GNU_SOURCE -Ilib \
-	    --suppress=missingIncludeSystem lib chom-stage chom-switch
+	    --suppress=missingIncludeSystem lib $(TOOLS)
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
