@@ -206,7 +206,8 @@ main(int argc, char **argv)
 
 	setlocale(LC_CTYPE, "C.UTF-8");
 	chom_cli_init("chom-stage");
-	while ((c = getopt_long(argc, argv, "d:r:c:qv", longopts, NULL)) !=
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":d:r:c:qv", longopts, NULL)) !=
 	       -1) {
 		switch (c) {
 		case 'd': cli.base = optarg; break;
@@ -230,7 +231,7 @@ main(int argc, char **argv)
 		case OPT_HELP: usage(); return chom_close_stdout(CHOM_EXIT_OK);
 		case OPT_VERSION:
 			return chom_close_stdout(chom_print_version());
-		default: return chom_usage_error("invalid option");
+		default: return chom_usage_getopt(c, argv);
 		}
 	}
 	argc -= optind;
@@ -256,17 +257,19 @@ main(int argc, char **argv)
 	if (cli.require_checksum >= 0)
 		o.require_checksum = cli.require_checksum;
 	if (maxb && chom_parse_size(maxb, &o.max_bytes) < 0)
-		return chom_usage_error("--max-bytes: not a size: %s", maxb);
+		return chom_usage_error("--max-bytes: not a size: %s",
+					chom_quote(maxb));
 	if (maxf) {
 		long long n;
 
 		if (chom_parse_ll(maxf, 1, 1LL << 40, &n) < 0)
 			return chom_usage_error("--max-files: not a number: %s",
-						maxf);
+						chom_quote(maxf));
 		o.max_files = (unsigned long long)n;
 	}
 	if (wait && chom_parse_duration(wait, &o.wait_s) < 0)
-		return chom_usage_error("--wait: not a duration: %s", wait);
+		return chom_usage_error("--wait: not a duration: %s",
+					chom_quote(wait));
 	for (i = 0; i < nlinks; i++)
 		if (add_link(&o, links[i], &e) < 0)
 			return chom_usage_error("%s", e.msg);
@@ -276,7 +279,7 @@ main(int argc, char **argv)
 			return chom_usage_error(
 			    "invalid release ID '%s': 1-64 of "
 			    "[A-Za-z0-9._-], not starting with '.'",
-			    cli.id);
+			    chom_quote(cli.id));
 		snprintf(id, sizeof(id), "%s", cli.id);
 	} else if (!strcmp(artifact, "-")) {
 		chom_release_id_time(time(NULL), id, sizeof(id));

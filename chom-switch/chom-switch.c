@@ -253,7 +253,8 @@ main(int argc, char **argv)
 	int c, json = 0, rc;
 
 	chom_cli_init("chom-switch");
-	while ((c = getopt_long(argc, argv, "d:c:qv", longopts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":d:c:qv", longopts, NULL)) != -1) {
 		enum action want = NONE;
 
 		switch (c) {
@@ -277,7 +278,7 @@ main(int argc, char **argv)
 		case OPT_HELP: usage(); return chom_close_stdout(CHOM_EXIT_OK);
 		case OPT_VERSION:
 			return chom_close_stdout(chom_print_version());
-		default: return chom_usage_error("invalid option");
+		default: return chom_usage_getopt(c, argv);
 		}
 		if (want != NONE && set_action(&act, want) < 0)
 			return chom_usage_error(
@@ -299,7 +300,7 @@ main(int argc, char **argv)
 			return chom_usage_error(
 			    "invalid release ID '%s': 1-64 of "
 			    "[A-Za-z0-9._-], not starting with '.'",
-			    argv[0]);
+			    chom_quote(argv[0]));
 	}
 	if (act == NONE)
 		return chom_usage_error("nothing to do: give an ID, --next, "
@@ -318,9 +319,11 @@ main(int argc, char **argv)
 	if (cli.metrics_dir)
 		o.metrics_dir = cli.metrics_dir;
 	if (wait && chom_parse_duration(wait, &o.wait_s) < 0)
-		return chom_usage_error("--wait: not a duration: %s", wait);
+		return chom_usage_error("--wait: not a duration: %s",
+					chom_quote(wait));
 	if (prune && chom_parse_ll(prune, 0, 1000000, &o.keep) < 0)
-		return chom_usage_error("--prune: not a number: %s", prune);
+		return chom_usage_error("--prune: not a number: %s",
+					chom_quote(prune));
 	if (chom_layout_init(&layout, o.base, &e) < 0)
 		return chom_report(&e);
 

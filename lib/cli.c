@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -121,6 +122,28 @@ chom_usage_error(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "Try '%s --help'.\n", progname);
 	return CHOM_EXIT_USAGE;
+}
+
+int
+chom_usage_getopt(int c, char **argv)
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "?";
+
+	if (c == ':')
+		return chom_usage_error("option '%s' needs an argument",
+					chom_quote(arg));
+	if (optopt && !(arg[0] == '-' && arg[1] == '-'))
+		return chom_usage_error("unknown option '-%c'", optopt);
+	return chom_usage_error("unknown option '%s'", chom_quote(arg));
+}
+
+const char *
+chom_quote(const char *s)
+{
+	static char buf[512];
+
+	chom_escape(s, buf, sizeof(buf));
+	return buf;
 }
 
 int

@@ -33,6 +33,11 @@ int chom_report(const struct chom_err *e);
 /* One line and "Try 'chom-NAME --help'." on stderr; returns CHOM_EXIT_USAGE. */
 int chom_usage_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
+/* The usage error for what getopt_long returned as ':' or '?' (the tools'
+ * option strings start with ':' and set opterr = 0). */
+int chom_usage_getopt(int c, char **argv);
+/* s escaped for a message, in a static buffer (one use per message). */
+const char *chom_quote(const char *s);
 /* "chom-NAME (chom) X.Y.Z" on stdout; returns CHOM_EXIT_OK. */
 int chom_print_version(void);
 

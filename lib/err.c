@@ -40,3 +40,21 @@ chom_err_clear(struct chom_err *e)
 	e->code = 0;
 	e->msg[0] = '\0';
 }
+
+void
+chom_escape(const char *s, char *out, size_t size)
+{
+	size_t o = 0;
+
+	for (; *s && o + 5 < size; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c == 0x7f || c >= 0x80)
+			o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
+		else
+			out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	if (*s && size > 4)
+		memcpy(out + size - 4, "...", 4);
+}

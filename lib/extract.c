@@ -105,25 +105,6 @@ read_cb(struct archive *a, void *client, const void **buff)
 	return n;
 }
 
-/* Names for messages: control bytes and bytes of broken UTF-8 as \xHH. */
-static void
-escape_name(const char *s, char *out, size_t size)
-{
-	size_t o = 0;
-
-	for (; *s && o + 5 < size; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if (c < 0x20 || c == 0x7f || c >= 0x80)
-			o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
-		else
-			out[o++] = (char)c;
-	}
-	out[o] = '\0';
-	if (*s && size > 4)
-		memcpy(out + size - 4, "...", 4);
-}
-
 /* The length of the UTF-8 sequence at s; 0 if malformed, overlong, a
  * surrogate or beyond U+10FFFF. */
 static size_t
@@ -303,7 +284,7 @@ struct job {
 static int
 refuse(struct job *j, const char *name, const char *why)
 {
-	escape_name(name, j->shown, sizeof(j->shown));
+	chom_escape(name, j->shown, sizeof(j->shown));
 	return chom_err_set(j->e, CHOM_EXIT_FAIL, "refused entry '%s': %s",
 			    j->shown, why);
 }
@@ -313,7 +294,7 @@ disk_error(struct job *j, struct archive *a, const char *name)
 {
 	int errnum = archive_errno(a);
 
-	escape_name(name, j->shown, sizeof(j->shown));
+	chom_escape(name, j->shown, sizeof(j->shown));
 	if (errnum == ENOSPC || errnum == EDQUOT)
 		return chom_err_set(j->e, CHOM_EXIT_FAIL,
 				    "no space left on device writing '%s'",
