@@ -1,3 +1,4 @@
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -230,7 +231,7 @@ chom_parse_ll(const char *s, long long min, long long max, long long *out)
 	char *end;
 	long long v;
 
-	if (!s || !*s)
+	if (!s || !(isdigit((unsigned char)*s) || *s == '-'))
 		return -1;
 	errno = 0;
 	v = strtoll(s, &end, 10);
@@ -290,7 +291,7 @@ chom_parse_duration(const char *s, double *out)
 	char *end;
 	double v;
 
-	if (!s || !*s || *s == '-' || *s == '+')
+	if (!s || !(isdigit((unsigned char)*s) || *s == '.'))
 		return -1;
 	errno = 0;
 	v = strtod(s, &end);

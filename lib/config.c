@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "exitcode.h"
@@ -12,21 +13,38 @@ struct loader {
 	chom_config_fn fn;
 	void *ctx;
 	struct chom_err *e;
-	int failed;
+	FILE *f;
+	int lines;      /* lines read so far: the line being handled */
+	int failed_at;  /* the first line the callback refused, or 0 */
+	int read_error; /* errno of a failed read, or 0 */
 };
+
+/* fgets for inih, counting lines so that errors can name theirs. */
+static char *
+next_line(char *buf, int size, void *user)
+{
+	struct loader *ld = user;
+	char *s = fgets(buf, size, ld->f);
+
+	if (s)
+		ld->lines++;
+	else if (ferror(ld->f))
+		ld->read_error = errno ? errno : EIO;
+	return s;
+}
 
 static int
 handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct loader *ld = user;
 
-	if (ld->failed)
+	if (ld->failed_at)
 		return 1;
 	if (strcmp(section, "global") && strcmp(section, ld->section))
 		return 1;
 	if (ld->fn(ld->ctx, section, name, value, ld->e) < 0) {
-		ld->failed = 1;
-		return 0; /* ini_parse then returns this line's number */
+		ld->failed_at = ld->lines;
+		return 0;
 	}
 	return 1;
 }
@@ -48,32 +66,42 @@ int
 chom_config_load(const char *path, const char *section, chom_config_fn fn,
 		 void *ctx, struct chom_err *e)
 {
-	struct loader ld = { section, fn, ctx, e, 0 };
+	struct loader ld = { section, fn, ctx, e, NULL, 0, 0, 0 };
+	const char *env = getenv("CHOM_CONFIG");
 	const char *file = chom_config_path(path);
-	int named = strcmp(file, CHOM_CONFIG_DEFAULT) != 0;
-	FILE *f;
+	int named = path || (env && *env);
+	char why[sizeof(e->msg)];
+	struct stat st;
 	int line;
 
-	f = fopen(file, "r");
-	if (!f) {
+	ld.f = fopen(file, "re");
+	if (!ld.f) {
 		if (errno == ENOENT && !named)
 			return 0;
 		return chom_err_sys(e, CHOM_EXIT_USAGE, "config %s", file);
 	}
-	line = ini_parse_file(f, handler, &ld);
-	fclose(f);
-	if (line == 0)
-		return 0;
-	if (ld.failed) {
-		char why[sizeof(e->msg)];
-
-		snprintf(why, sizeof(why), "%s", e->msg);
-		return chom_err_set(e, CHOM_EXIT_USAGE, "%s:%d: %s", file, line,
-				    why);
+	if (fstat(fileno(ld.f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fclose(ld.f);
+		return chom_err_set(e, CHOM_EXIT_USAGE,
+				    "config %s: is a directory", file);
 	}
+	line = ini_parse_stream(next_line, &ld, handler, &ld);
+	fclose(ld.f);
+	if (ld.read_error) {
+		errno = ld.read_error;
+		return chom_err_sys(e, CHOM_EXIT_USAGE, "config %s", file);
+	}
+	/* inih reports the first bad line of either kind: say which. */
+	if (ld.failed_at && (line <= 0 || ld.failed_at <= line)) {
+		snprintf(why, sizeof(why), "%s", e->msg);
+		return chom_err_set(e, CHOM_EXIT_USAGE, "%s:%d: %s", file,
+				    ld.failed_at, why);
+	}
+	if (line > 0)
+		return chom_err_set(e, CHOM_EXIT_USAGE, "%s:%d: syntax error",
+				    file, line);
 	if (line < 0)
 		return chom_err_set(e, CHOM_EXIT_USAGE,
 				    "config %s: cannot read", file);
-	return chom_err_set(e, CHOM_EXIT_USAGE, "%s:%d: syntax error", file,
-			    line);
+	return 0;
 }

@@ -46,15 +46,24 @@ chom_escape(const char *s, char *out, size_t size)
 {
 	size_t o = 0;
 
-	for (; *s && o + 5 < size; s++) {
+	if (size < 8) {
+		if (size)
+			out[0] = '\0';
+		return;
+	}
+	for (; *s; s++) {
 		unsigned char c = (unsigned char)*s;
+		int plain = c >= 0x20 && c < 0x7f;
 
-		if (c < 0x20 || c == 0x7f || c >= 0x80)
-			o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
-		else
+		/* Room for this byte, and for "..." if more follow. */
+		if (o + (plain ? 1 : 4) + (s[1] ? 3 : 0) >= size) {
+			memcpy(out + o, "...", 4);
+			return;
+		}
+		if (plain)
 			out[o++] = (char)c;
+		else
+			o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
 	}
 	out[o] = '\0';
-	if (*s && size > 4)
-		memcpy(out + size - 4, "...", 4);
 }

@@ -2,11 +2,14 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,11 +22,66 @@
  * decompressing thread. The artifact's reader hashes what it reads. */
 struct reader {
 	int fd;
+	int cancel_fd; /* readable: stop waiting for fd (-1: none) */
 	struct chom_sha256 *hash;
 	unsigned long long count; /* atomic: read by the other thread */
 	volatile sig_atomic_t *stop;
 	unsigned char buf[READ_BLOCK];
 };
+
+/* One read(2) into r->buf, hashed and counted; -1 with errno, ECANCELED
+ * when cancelled, EINTR when a signal asked us to stop. */
+static ssize_t
+reader_read(struct reader *r)
+{
+	struct pollfd pfd[2] = { { r->fd, POLLIN, 0 },
+				 { r->cancel_fd, POLLIN, 0 } };
+	ssize_t n;
+
+	for (;;) {
+		if (r->stop && *r->stop) {
+			errno = EINTR;
+			return -1;
+		}
+		/* A stalled stdin must not keep us from stopping. */
+		if (r->cancel_fd >= 0) {
+			if (poll(pfd, 2, -1) < 0) {
+				if (errno == EINTR)
+					continue;
+				return -1;
+			}
+			if (pfd[1].revents) {
+				errno = ECANCELED;
+				return -1;
+			}
+		}
+		n = read(r->fd, r->buf, sizeof(r->buf));
+		if (n >= 0 || errno != EINTR)
+			break;
+	}
+	if (n > 0) {
+		if (r->hash)
+			chom_sha256_update(r->hash, r->buf, (size_t)n);
+		__atomic_add_fetch(&r->count, (unsigned long long)n,
+				   __ATOMIC_RELAXED);
+	}
+	return n;
+}
+
+static ssize_t
+read_cb(struct archive *a, void *client, const void **buff)
+{
+	struct reader *r = client;
+	ssize_t n = reader_read(r);
+
+	if (n < 0) {
+		archive_set_error(
+		    a, errno, errno == EINTR ? "interrupted" : "read error");
+		return -1;
+	}
+	*buff = r->buf;
+	return n;
+}
 
 /* One node per path extracted, and per directory implied by one. */
 struct node {
@@ -77,32 +135,6 @@ node_add(void **root, const char *path, int type)
 		node_free(n);
 	}
 	return 0;
-}
-
-static ssize_t
-read_cb(struct archive *a, void *client, const void **buff)
-{
-	struct reader *r = client;
-	ssize_t n;
-
-	for (;;) {
-		if (r->stop && *r->stop) {
-			archive_set_error(a, EINTR, "interrupted");
-			return -1;
-		}
-		n = read(r->fd, r->buf, sizeof(r->buf));
-		if (n >= 0 || errno != EINTR)
-			break;
-	}
-	if (n < 0) {
-		archive_set_error(a, errno, "read error");
-		return -1;
-	}
-	if (r->hash)
-		chom_sha256_update(r->hash, r->buf, (size_t)n);
-	__atomic_add_fetch(&r->count, (unsigned long long)n, __ATOMIC_RELAXED);
-	*buff = r->buf;
-	return n;
 }
 
 /* The length of the UTF-8 sequence at s; 0 if malformed, overlong, a
@@ -167,7 +199,7 @@ chom_extract_check_name(const char *name, char *norm, size_t size,
 			continue;
 		if (len == 2 && c[0] == '.' && c[1] == '.')
 			return *why = "'..' in path", -1;
-		if (o + len + 2 > size)
+		if (o + (o ? 1 : 0) + len + 1 > size)
 			return *why = "name too long", -1;
 		if (o)
 			norm[o++] = '/';
@@ -265,7 +297,6 @@ add_parents(void **root, const char *path)
 struct pump {
 	struct reader in;
 	int out_fd;
-	int abandon; /* atomic: the extractor failed, stop reading */
 	int failed;
 	struct chom_err err;
 	unsigned char out[READ_BLOCK];
@@ -276,7 +307,7 @@ struct job {
 	struct chom_extract_stats *st;
 	struct chom_err *e;
 	struct archive *in, *out;
-	struct pump *pump;
+	unsigned long long *in_count; /* bytes of the artifact read so far */
 	void *paths;
 	char norm[4096], link[4096], tmp[4096], shown[512];
 };
@@ -398,8 +429,10 @@ copy_data(struct job *j, const char *name)
 		if (j->o->max_bytes && j->st->bytes > j->o->max_bytes)
 			return refuse(j, name,
 				      "the release would exceed --max-bytes");
-		if (archive_write_data_block(j->out, buf, size, off) <
-		    ARCHIVE_WARN)
+		/* A failed write(2) is only ARCHIVE_WARN to libarchive, which
+		 * then pads the file to size: for us it is the end. */
+		if (archive_write_data_block(j->out, buf, size, off) !=
+		    ARCHIVE_OK)
 			return disk_error(j, j->out, name);
 	}
 }
@@ -421,16 +454,19 @@ run(struct job *j)
 			return -1;
 		if (r > 0)
 			continue;
-		if (archive_write_header(j->out, ent) < ARCHIVE_WARN)
+		if (j->o->stop && *j->o->stop)
+			return chom_err_set(j->e, 128 + *j->o->stop,
+					    "interrupted");
+		if (archive_write_header(j->out, ent) != ARCHIVE_OK)
 			return disk_error(j, j->out, j->norm);
 		if (archive_entry_size(ent) > 0 && copy_data(j, j->norm) < 0)
 			return -1;
-		if (archive_write_finish_entry(j->out) < ARCHIVE_WARN)
+		if (archive_write_finish_entry(j->out) != ARCHIVE_OK)
 			return disk_error(j, j->out, j->norm);
 		j->st->entries++;
 		if (j->o->progress && (j->st->entries & 63) == 0) {
-			j->st->in_bytes = __atomic_load_n(&j->pump->in.count,
-							  __ATOMIC_RELAXED);
+			j->st->in_bytes =
+			    __atomic_load_n(j->in_count, __ATOMIC_RELAXED);
 			j->o->progress(j->o->progress_ctx, j->st);
 		}
 	}
@@ -468,19 +504,21 @@ pump_fail(struct pump *p, struct archive *a, const char *what)
 		chom_err_sys(&p->err, CHOM_EXIT_FAIL, "%s", what);
 }
 
+static int
+is_zip(const unsigned char *p, size_t n)
+{
+	return n >= 4 && !memcmp(p, "PK\3\4", 4);
+}
+
 static void *
 pump_main(void *arg)
 {
 	struct pump *p = arg;
 	struct archive_entry *ent;
 	struct archive *a;
-	sigset_t set;
 	ssize_t n;
+	int first = 1;
 
-	/* A write to a pipe the extractor closed fails with EPIPE here. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	a = archive_read_new();
 	if (!a) {
 		pump_fail(p, NULL, "out of memory");
@@ -498,6 +536,15 @@ pump_main(void *arg)
 			pump_fail(p, a, "corrupt data");
 			goto out;
 		}
+		if (first && is_zip(p->out, (size_t)n)) {
+			p->failed = 1;
+			chom_err_set(&p->err, CHOM_EXIT_FAIL,
+				     "a zip archive must be given as a file, "
+				     "not a stream: its directory is at its "
+				     "end");
+			goto out;
+		}
+		first = 0;
 		if (write_all(p->out_fd, p->out, (size_t)n) < 0) {
 			if (errno == EPIPE)
 				break; /* the archive ended before its padding
@@ -508,20 +555,12 @@ pump_main(void *arg)
 	}
 	/* Hash what the decompressor did not need (trailing bytes), unless
 	 * the extraction failed and the digest no longer matters. */
-	while (!__atomic_load_n(&p->abandon, __ATOMIC_RELAXED)) {
-		n = read(p->in.fd, p->in.buf, sizeof(p->in.buf));
-		if (n == 0)
-			break;
-		if (n < 0 && errno == EINTR && !(p->in.stop && *p->in.stop))
-			continue;
+	while ((n = reader_read(&p->in)) != 0) {
 		if (n < 0) {
-			pump_fail(p, NULL, "read artifact");
+			if (errno != ECANCELED)
+				pump_fail(p, NULL, "read artifact");
 			break;
 		}
-		if (p->in.hash)
-			chom_sha256_update(p->in.hash, p->in.buf, (size_t)n);
-		__atomic_add_fetch(&p->in.count, (unsigned long long)n,
-				   __ATOMIC_RELAXED);
 	}
 out:
 	archive_read_free(a);
@@ -529,10 +568,61 @@ out:
 	return NULL;
 }
 
-static void
-progress_sync(struct job *j, struct pump *p)
+/* A zip's directory is at its end, so it is read from a file with seeks:
+ * hashed first, then extracted. */
+static int
+open_zip(struct job *j, struct reader *in)
 {
-	j->st->in_bytes = __atomic_load_n(&p->in.count, __ATOMIC_RELAXED);
+	ssize_t n;
+
+	while ((n = reader_read(in)) != 0)
+		if (n < 0)
+			return chom_err_sys(j->e,
+					    errno == EINTR ? 128 + *j->o->stop
+							   : CHOM_EXIT_FAIL,
+					    "read artifact");
+	if (lseek(in->fd, 0, SEEK_SET) < 0)
+		return chom_err_sys(j->e, CHOM_EXIT_FAIL, "seek artifact");
+	if (archive_read_open_fd(j->in, in->fd, READ_BLOCK) != ARCHIVE_OK)
+		return read_error(j, j->in);
+	return 0;
+}
+
+/* Any other format: decompressed by the pump thread into a pipe. */
+static int
+start_pump(struct job *j, struct pump *p, struct reader *rd, pthread_t *tid,
+	   int *cancel_fd)
+{
+	sigset_t all, old;
+	int pipefd[2], rc;
+
+	*cancel_fd = eventfd(0, EFD_CLOEXEC);
+	if (*cancel_fd < 0)
+		return chom_err_sys(j->e, CHOM_EXIT_FAIL, "eventfd");
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return chom_err_sys(j->e, CHOM_EXIT_FAIL, "pipe");
+	(void)fcntl(pipefd[1], F_SETPIPE_SZ, 1 << 20);
+	p->in.cancel_fd = *cancel_fd;
+	p->out_fd = pipefd[1];
+	*rd = (struct reader){ .fd = pipefd[0],
+			       .cancel_fd = -1,
+			       .stop = j->o->stop };
+	/* Signals go to the extracting thread, which then cancels the pump;
+	 * a write to the pipe after the extractor is done fails with EPIPE. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	rc = pthread_create(tid, NULL, pump_main, p);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		close(pipefd[0]);
+		close(pipefd[1]);
+		rd->fd = -1;
+		return chom_err_set(j->e, CHOM_EXIT_FAIL,
+				    "cannot start a thread");
+	}
+	if (archive_read_open(j->in, rd, NULL, read_cb, NULL) != ARCHIVE_OK)
+		return read_error(j, j->in);
+	return 0;
 }
 
 int
@@ -542,55 +632,42 @@ chom_extract(const struct chom_extract_opts *o, struct chom_extract_stats *st,
 	struct job j = { .o = o, .st = st, .e = e };
 	struct reader *rd = NULL;
 	struct pump *p = NULL;
+	unsigned char magic[4];
 	struct stat sb;
 	pthread_t tid;
-	int cwd = -1, dir = -1, pipefd[2] = { -1, -1 }, started = 0, rc = -1;
+	int cwd = -1, dir = -1, cancel = -1, zip = 0, rc = -1;
 
 	memset(st, 0, sizeof(*st));
-	if (fstat(o->in_fd, &sb) == 0 && S_ISREG(sb.st_mode))
+	if (fstat(o->in_fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
 		st->in_total = (unsigned long long)sb.st_size;
+		zip = pread(o->in_fd, magic, 4, 0) == 4 && is_zip(magic, 4);
+	}
 	rd = calloc(1, sizeof(*rd));
 	p = calloc(1, sizeof(*p));
 	if (!rd || !p) {
 		chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
 		goto out;
 	}
+	*rd = (struct reader){ .fd = -1, .cancel_fd = -1 };
+	p->in = (struct reader){ .fd = o->in_fd,
+				 .cancel_fd = -1,
+				 .hash = o->hash,
+				 .stop = o->stop };
+	j.in_count = &p->in.count;
 	cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (cwd < 0)
 		cwd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	dir = open(o->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	j.in = archive_read_new();
+	j.out = archive_write_disk_new();
 	if (cwd < 0 || dir < 0) {
 		chom_err_sys(e, CHOM_EXIT_FAIL, "open %s", o->dir);
 		goto out;
 	}
-	if (pipe2(pipefd, O_CLOEXEC) < 0) {
-		chom_err_sys(e, CHOM_EXIT_FAIL, "pipe");
-		goto out;
-	}
-	(void)fcntl(pipefd[1], F_SETPIPE_SZ, 1 << 20);
-	p->in =
-	    (struct reader){ .fd = o->in_fd, .hash = o->hash, .stop = o->stop };
-	p->out_fd = pipefd[1];
-	*rd = (struct reader){ .fd = pipefd[0], .stop = o->stop };
-	if (pthread_create(&tid, NULL, pump_main, p) != 0) {
-		chom_err_set(e, CHOM_EXIT_FAIL, "cannot start a thread");
-		goto out;
-	}
-	started = 1;
-	pipefd[1] = -1; /* the pump closes it */
-	/* libarchive's secure flags judge relative names, so extract with the
-	 * target as working directory and give it names relative to it. */
-	if (fchdir(dir) < 0) {
-		chom_err_sys(e, CHOM_EXIT_FAIL, "chdir %s", o->dir);
-		goto out;
-	}
-	j.in = archive_read_new();
-	j.out = archive_write_disk_new();
 	if (!j.in || !j.out) {
 		chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
-		goto back;
+		goto out;
 	}
-	j.pump = p;
 	archive_read_support_filter_all(j.in);
 	archive_read_support_format_all(j.in);
 	archive_write_disk_set_options(
@@ -598,38 +675,46 @@ chom_extract(const struct chom_extract_opts *o, struct chom_extract_stats *st,
 		       ARCHIVE_EXTRACT_SECURE_SYMLINKS |
 		       ARCHIVE_EXTRACT_SECURE_NODOTDOT |
 		       ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
-	if (archive_read_open(j.in, rd, NULL, read_cb, NULL) != ARCHIVE_OK) {
-		read_error(&j, j.in);
-		goto back;
+	if (zip ? open_zip(&j, &p->in) < 0
+		: start_pump(&j, p, rd, &tid, &cancel) < 0)
+		goto out;
+	/* libarchive's secure flags judge relative names, so extract with the
+	 * target as working directory and give it names relative to it. */
+	if (fchdir(dir) < 0) {
+		chom_err_sys(e, CHOM_EXIT_FAIL, "chdir %s", o->dir);
+		goto out;
 	}
 	rc = run(&j);
 	if (rc == 0 && st->entries == 0)
 		rc = chom_err_set(e, CHOM_EXIT_FAIL,
 				  "bad archive: no entries to extract");
-	/* Directory modes and times are set at close, still inside the target.
-	 */
-	if (archive_write_close(j.out) < ARCHIVE_WARN && rc == 0)
+	/* Directory modes and times are set at close, still inside the
+	 * target. */
+	if (archive_write_close(j.out) != ARCHIVE_OK && rc == 0)
 		rc = disk_error(&j, j.out, ".");
-back:
 	if (fchdir(cwd) < 0 && rc == 0)
 		rc = chom_err_sys(e, CHOM_EXIT_FAIL, "chdir back");
 out:
-	if (started) {
-		if (rc < 0)
-			__atomic_store_n(&p->abandon, 1, __ATOMIC_RELAXED);
-		close(pipefd[0]);
-		pipefd[0] = -1;
+	if (rd && rd->fd >= 0) {
+		uint64_t one = 1;
+
+		/* Whatever the outcome, the pump finishes: cancelled if we
+		 * failed, else hashing the artifact to its end. */
+		if (rc < 0 && write(cancel, &one, sizeof(one)) < 0)
+			rc = -1;
+		close(rd->fd);
 		pthread_join(tid, NULL);
-		/* The decompressor saw the cause (a corrupt stream, a read
-		 * error) of what the extractor saw as a truncated archive. */
+		/* The pump saw the cause (a corrupt stream, a read error) of
+		 * what the extractor saw as a truncated archive. */
 		if (p->failed) {
 			*e = p->err;
 			rc = -1;
 		}
-		progress_sync(&j, p);
-		if (rc == 0 && o->progress)
-			o->progress(o->progress_ctx, st);
 	}
+	if (p)
+		st->in_bytes = __atomic_load_n(&p->in.count, __ATOMIC_RELAXED);
+	if (rc == 0 && o->progress)
+		o->progress(o->progress_ctx, st);
 	archive_read_free(j.in);
 	archive_write_free(j.out);
 	tdestroy(j.paths, node_free);
@@ -637,10 +722,8 @@ out:
 		close(cwd);
 	if (dir >= 0)
 		close(dir);
-	if (pipefd[0] >= 0)
-		close(pipefd[0]);
-	if (pipefd[1] >= 0)
-		close(pipefd[1]);
+	if (cancel >= 0)
+		close(cancel);
 	free(rd);
 	free(p);
 	return rc;

@@ -131,10 +131,18 @@ chom_release_link_id(const char *link, char *id, size_t size,
 		    link, S_ISDIR(st.st_mode) ? "directory" : "file");
 	if (chom_readlink(link, target, sizeof(target)) < 0)
 		return chom_err_sys(e, CHOM_EXIT_FAIL, "readlink %s", link);
-	/* chom writes "releases/ID"; an absolute BASE/releases/ID is accepted
-	 * for links made by hand. */
-	p = strstr(target, "releases/");
-	if (!p || (p != target && p[-1] != '/'))
+	/* chom writes "releases/ID"; BASE/releases/ID, absolute, is accepted
+	 * for links made by hand, but not another base's releases. */
+	p = target;
+	if (target[0] == '/') {
+		const char *slash = strrchr(link, '/');
+		size_t blen = slash ? (size_t)(slash - link) : 0;
+
+		if (strncmp(target, link, blen) || target[blen] != '/')
+			goto foreign;
+		p = target + blen + 1;
+	}
+	if (strncmp(p, "releases/", strlen("releases/")))
 		goto foreign;
 	p += strlen("releases/");
 	if (!chom_release_id_valid(p) || strlen(p) >= size)

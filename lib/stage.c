@@ -197,7 +197,12 @@ check_space(const struct chom_layout *l, int fd, struct chom_err *e)
 	return 0;
 }
 
-/* Under the deploy lock: releases/ID appears whole, then next points at it. */
+/*
+ * Under the deploy lock: the history line, then releases/ID appears whole,
+ * then next points at it. The history goes first because it is what a full
+ * disk refuses; a failure after it puts the release back where the caller
+ * removes it, so nothing half-published remains.
+ */
 static int
 publish(const struct chom_stage_opts *o, const char *tmp, const char *dst,
 	struct chom_err *e)
@@ -210,6 +215,16 @@ publish(const struct chom_stage_opts *o, const char *tmp, const char *dst,
 
 	if (chom_lock_acquire(&lock, l->lock, o->wait_s, e) < 0)
 		return -1;
+	if (chom_release_link_id(l->next, prev, sizeof(prev), &ignore) != 0)
+		prev[0] = '\0';
+	if (lstat(dst, &(struct stat){ 0 }) == 0) {
+		chom_err_set(e, CHOM_EXIT_FAIL, "release %s already exists",
+			     o->id);
+		goto out;
+	}
+	if (chom_path(target, sizeof(target), e, "releases/%s", o->id) < 0 ||
+	    chom_history_append(l->history, "stage", prev, o->id, e) < 0)
+		goto out;
 	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_NOREPLACE) < 0) {
 		if (errno == EEXIST || errno == ENOTEMPTY)
 			chom_err_set(e, CHOM_EXIT_FAIL,
@@ -218,14 +233,12 @@ publish(const struct chom_stage_opts *o, const char *tmp, const char *dst,
 			chom_err_sys(e, CHOM_EXIT_FAIL, "rename to %s", dst);
 		goto out;
 	}
-	if (chom_fsync_dir(l->releases, e) < 0)
+	if (chom_fsync_dir(l->releases, e) < 0 ||
+	    chom_atomic_symlink(target, l->next, e) < 0) {
+		if (rename(dst, tmp) == 0)
+			chom_fsync_dir(l->releases, &ignore);
 		goto out;
-	if (chom_release_link_id(l->next, prev, sizeof(prev), &ignore) != 0)
-		prev[0] = '\0';
-	if (chom_path(target, sizeof(target), e, "releases/%s", o->id) < 0 ||
-	    chom_atomic_symlink(target, l->next, e) < 0 ||
-	    chom_history_append(l->history, "stage", prev, o->id, e) < 0)
-		goto out;
+	}
 	rc = 0;
 out:
 	chom_lock_release(&lock);
