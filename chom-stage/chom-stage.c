@@ -91,12 +91,17 @@ config_key(void *ctx, const char *section, const char *key, const char *value,
 
 	if (!strcmp(section, "global")) {
 		if (!strcmp(key, "base"))
-			return (o->base = strdup(value)) ? 0 : -1;
+			return (o->base = chom_config_keep(value)) ? 0 : -1;
 		return chom_err_set(e, CHOM_EXIT_USAGE,
 				    "unknown key '%s' in [global]", key);
 	}
-	if (!strcmp(key, "link"))
-		return add_link(o, strdup(value), e);
+	if (!strcmp(key, "link")) {
+		const char *link = chom_config_keep(value);
+
+		if (!link)
+			return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+		return add_link(o, link, e);
+	}
 	if (!strcmp(key, "require_checksum")) {
 		if (chom_parse_bool(value, &b) < 0)
 			return chom_err_set(

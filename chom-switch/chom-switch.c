@@ -68,11 +68,11 @@ config_key(void *ctx, const char *section, const char *key, const char *value,
 	   struct chom_err *e)
 {
 	struct opts *o = ctx;
-	char *copy;
+	const char *copy;
 
 	if (!strcmp(section, "global")) {
 		if (!strcmp(key, "base"))
-			return (o->base = strdup(value)) ? 0 : -1;
+			return (o->base = chom_config_keep(value)) ? 0 : -1;
 		return chom_err_set(e, CHOM_EXIT_USAGE,
 				    "unknown key '%s' in [global]", key);
 	}
@@ -92,7 +92,7 @@ config_key(void *ctx, const char *section, const char *key, const char *value,
 	if (strcmp(key, "exec") && strcmp(key, "metrics_dir"))
 		return chom_err_set(e, CHOM_EXIT_USAGE,
 				    "unknown key '%s' in [switch]", key);
-	copy = strdup(value);
+	copy = chom_config_keep(value);
 	if (!copy)
 		return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
 	if (!strcmp(key, "exec"))

@@ -49,6 +49,27 @@ handler(void *user, const char *section, const char *name, const char *value)
 	return 1;
 }
 
+/* Kept values stay reachable from here until exit. */
+struct kept {
+	struct kept *next;
+	char value[];
+};
+static struct kept *kept;
+
+const char *
+chom_config_keep(const char *value)
+{
+	size_t len = strlen(value) + 1;
+	struct kept *k = malloc(sizeof(*k) + len);
+
+	if (!k)
+		return NULL;
+	memcpy(k->value, value, len);
+	k->next = kept;
+	kept = k;
+	return k->value;
+}
+
 const char *
 chom_config_path(const char *path)
 {

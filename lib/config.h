@@ -25,6 +25,12 @@ typedef int (*chom_config_fn)(void *ctx, const char *section, const char *key,
 int chom_config_load(const char *path, const char *section, chom_config_fn fn,
 		     void *ctx, struct chom_err *e);
 
+/*
+ * A copy of a value that lives as long as the process: the callback's value
+ * is gone when it returns. NULL when out of memory.
+ */
+const char *chom_config_keep(const char *value);
+
 /* The file chom_config_load would read, for messages. */
 const char *chom_config_path(const char *path);
 
