@@ -33,14 +33,15 @@ usage(void)
 {
 	printf(
 	    "Usage: chom-switch [OPTIONS] ID | --next | --rollback | --list | "
-	    "--prune N\n"
+	    "--prune [N]\n"
 	    "Make a release live by replacing BASE/current in one atomic "
 	    "step.\n\n"
 	    "      --next              make the staged release (BASE/next) "
 	    "live\n"
 	    "      --rollback          go back to the release live before\n"
 	    "      --list              list releases, newest first\n"
-	    "      --prune N           keep the N newest releases, remove the "
+	    "      --prune [N]         keep the N newest releases (default 5), "
+	    "remove the "
 	    "rest\n"
 	    "      --force             prune releases that processes still "
 	    "use\n"
@@ -77,7 +78,7 @@ config_key(void *ctx, const char *section, const char *key, const char *value,
 				    "unknown key '%s' in [global]", key);
 	}
 	if (!strcmp(key, "keep")) {
-		if (chom_parse_ll(value, 1, 1000000, &o->keep) < 0)
+		if (chom_parse_ll(value, 0, 1000000, &o->keep) < 0)
 			return chom_err_set(e, CHOM_EXIT_USAGE,
 					    "keep: not a positive number: %s",
 					    value);
@@ -174,21 +175,22 @@ static void
 write_summary(const char *path, enum action act,
 	      const struct chom_switch_result *r, const struct chom_err *failed)
 {
-	char text[2048];
+	char text[2048], result[1100];
 	struct chom_err e;
 
 	if (!path)
 		return;
+	chom_md_cell(failed       ? failed->msg
+		     : r->changed ? "live"
+				  : "already live",
+		     result, sizeof(result));
 	snprintf(text, sizeof(text),
 		 "### chom-switch\n\n"
 		 "| action | from | to | result | switch time |\n"
 		 "|---|---|---|---|---|\n"
 		 "| %s | %s | %s | %s | %.1f ms |\n\n",
 		 act == ROLLBACK ? "rollback" : "switch",
-		 r->from[0] ? r->from : "(none)", r->to[0] ? r->to : "-",
-		 failed       ? failed->msg
-		 : r->changed ? "live"
-			      : "already live",
+		 r->from[0] ? r->from : "-", r->to[0] ? r->to : "-", result,
 		 r->seconds * 1000);
 	if (chom_summary_append(path, text, &e) < 0)
 		chom_warn("%s", e.msg);
@@ -304,7 +306,7 @@ main(int argc, char **argv)
 	}
 	if (act == NONE)
 		return chom_usage_error("nothing to do: give an ID, --next, "
-					"--rollback, --list or --prune N");
+					"--rollback, --list or --prune");
 
 	o.keep = 5;
 	o.base = CHOM_BASE_DEFAULT;
@@ -353,6 +355,8 @@ main(int argc, char **argv)
 		      rc < 0 ? &e : NULL);
 	if (rc < 0)
 		return chom_report(&e);
+	if (res.warning[0])
+		chom_warn("%s", res.warning);
 	if (!res.changed)
 		chom_info("%s is already live", res.to);
 	else

@@ -196,6 +196,19 @@ chom_summary_path(const char *opt)
 	return env && *env ? env : NULL;
 }
 
+void
+chom_md_cell(const char *s, char *out, size_t size)
+{
+	size_t o = 0;
+
+	for (; *s && o + 3 < size; s++) {
+		if (*s == '|')
+			out[o++] = '\\';
+		out[o++] = *s == '\n' || *s == '\r' ? ' ' : *s;
+	}
+	out[o] = '\0';
+}
+
 int
 chom_summary_append(const char *path, const char *text, struct chom_err *e)
 {

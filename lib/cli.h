@@ -53,6 +53,8 @@ void chom_progress_end(void);
  * else $GITHUB_STEP_SUMMARY, else nowhere (returns NULL).
  */
 const char *chom_summary_path(const char *opt);
+/* s as one Markdown table cell: '|' escaped, line breaks as spaces. */
+void chom_md_cell(const char *s, char *out, size_t size);
 /* Appends text to path in one write(2). */
 int chom_summary_append(const char *path, const char *text, struct chom_err *e);
 

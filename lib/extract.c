@@ -26,6 +26,7 @@ struct reader {
 	struct chom_sha256 *hash;
 	unsigned long long count; /* atomic: read by the other thread */
 	volatile sig_atomic_t *stop;
+	size_t pending; /* bytes already in buf, hashed, not yet handed on */
 	unsigned char buf[READ_BLOCK];
 };
 
@@ -38,6 +39,11 @@ reader_read(struct reader *r)
 				 { r->cancel_fd, POLLIN, 0 } };
 	ssize_t n;
 
+	if (r->pending) {
+		n = (ssize_t)r->pending;
+		r->pending = 0;
+		return n;
+	}
 	for (;;) {
 		if (r->stop && *r->stop) {
 			errno = EINTR;
@@ -539,9 +545,8 @@ pump_main(void *arg)
 		if (first && is_zip(p->out, (size_t)n)) {
 			p->failed = 1;
 			chom_err_set(&p->err, CHOM_EXIT_FAIL,
-				     "a zip archive must be given as a file, "
-				     "not a stream: its directory is at its "
-				     "end");
+				     "bad archive: a zip inside a compressed "
+				     "stream is not supported");
 			goto out;
 		}
 		first = 0;
@@ -568,22 +573,37 @@ out:
 	return NULL;
 }
 
-/* A zip's directory is at its end, so it is read from a file with seeks:
- * hashed first, then extracted. */
+/*
+ * A zip's directory, with the Unix modes and symlinks, is at its end, so a
+ * zip is copied (and hashed) into an unnamed file in the target directory
+ * and read from there with seeks: what is extracted is what was hashed,
+ * from a file or from stdin alike.
+ */
 static int
-open_zip(struct job *j, struct reader *in)
+open_zip(struct job *j, struct reader *in, int *spool)
 {
 	ssize_t n;
 
-	while ((n = reader_read(in)) != 0)
+	*spool = open(j->o->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (*spool < 0)
+		return chom_err_sys(j->e, CHOM_EXIT_FAIL, "spool zip in %s",
+				    j->o->dir);
+	while ((n = reader_read(in)) != 0) {
 		if (n < 0)
 			return chom_err_sys(j->e,
 					    errno == EINTR ? 128 + *j->o->stop
 							   : CHOM_EXIT_FAIL,
 					    "read artifact");
-	if (lseek(in->fd, 0, SEEK_SET) < 0)
-		return chom_err_sys(j->e, CHOM_EXIT_FAIL, "seek artifact");
-	if (archive_read_open_fd(j->in, in->fd, READ_BLOCK) != ARCHIVE_OK)
+		if (write_all(*spool, in->buf, (size_t)n) < 0)
+			return chom_err_sys(j->e, CHOM_EXIT_FAIL,
+					    errno == ENOSPC
+						? "no space left on device "
+						  "spooling the zip"
+						: "spool zip");
+	}
+	if (lseek(*spool, 0, SEEK_SET) < 0)
+		return chom_err_sys(j->e, CHOM_EXIT_FAIL, "seek zip spool");
+	if (archive_read_open_fd(j->in, *spool, READ_BLOCK) != ARCHIVE_OK)
 		return read_error(j, j->in);
 	return 0;
 }
@@ -632,16 +652,14 @@ chom_extract(const struct chom_extract_opts *o, struct chom_extract_stats *st,
 	struct job j = { .o = o, .st = st, .e = e };
 	struct reader *rd = NULL;
 	struct pump *p = NULL;
-	unsigned char magic[4];
 	struct stat sb;
 	pthread_t tid;
-	int cwd = -1, dir = -1, cancel = -1, zip = 0, rc = -1;
+	ssize_t n;
+	int cwd = -1, dir = -1, cancel = -1, spool = -1, rc = -1;
 
 	memset(st, 0, sizeof(*st));
-	if (fstat(o->in_fd, &sb) == 0 && S_ISREG(sb.st_mode)) {
+	if (fstat(o->in_fd, &sb) == 0 && S_ISREG(sb.st_mode))
 		st->in_total = (unsigned long long)sb.st_size;
-		zip = pread(o->in_fd, magic, 4, 0) == 4 && is_zip(magic, 4);
-	}
 	rd = calloc(1, sizeof(*rd));
 	p = calloc(1, sizeof(*p));
 	if (!rd || !p) {
@@ -675,7 +693,20 @@ chom_extract(const struct chom_extract_opts *o, struct chom_extract_stats *st,
 		       ARCHIVE_EXTRACT_SECURE_SYMLINKS |
 		       ARCHIVE_EXTRACT_SECURE_NODOTDOT |
 		       ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
-	if (zip ? open_zip(&j, &p->in) < 0
+	/* The first block says whether this is a zip. */
+	n = reader_read(&p->in);
+	if (n <= 0) {
+		if (n == 0)
+			chom_err_set(e, CHOM_EXIT_FAIL, "bad archive: empty");
+		else
+			chom_err_sys(
+			    e, errno == EINTR ? 128 + *o->stop : CHOM_EXIT_FAIL,
+			    "read artifact");
+		goto out;
+	}
+	p->in.pending = (size_t)n;
+	if (is_zip(p->in.buf, (size_t)n)
+		? open_zip(&j, &p->in, &spool) < 0
 		: start_pump(&j, p, rd, &tid, &cancel) < 0)
 		goto out;
 	/* libarchive's secure flags judge relative names, so extract with the
@@ -724,6 +755,8 @@ out:
 		close(dir);
 	if (cancel >= 0)
 		close(cancel);
+	if (spool >= 0)
+		close(spool);
 	free(rd);
 	free(p);
 	return rc;

@@ -46,6 +46,13 @@ int
 chom_lock_acquire(struct chom_lock *l, const char *path, double wait_s,
 		  struct chom_err *e)
 {
+	return chom_lock_acquire_until(l, path, wait_s, NULL, e);
+}
+
+int
+chom_lock_acquire_until(struct chom_lock *l, const char *path, double wait_s,
+			volatile sig_atomic_t *stop, struct chom_err *e)
+{
 	char dir[PATH_MAX], host[128] = "?", stamp[32], line[256];
 	double deadline = now() + wait_s;
 	time_t t = time(NULL);
@@ -64,6 +71,12 @@ chom_lock_acquire(struct chom_lock *l, const char *path, double wait_s,
 			continue;
 		if (errno != EWOULDBLOCK) {
 			chom_err_sys(e, CHOM_EXIT_FAIL, "flock %s", path);
+			close(fd);
+			return -1;
+		}
+		if (stop && *stop) {
+			chom_err_set(e, 128 + *stop,
+				     "interrupted while waiting for %s", path);
 			close(fd);
 			return -1;
 		}

@@ -5,6 +5,8 @@
 #ifndef CHOM_LOCK_H
 #define CHOM_LOCK_H
 
+#include <signal.h>
+
 #include "err.h"
 
 struct chom_lock {
@@ -18,6 +20,10 @@ struct chom_lock {
  */
 int chom_lock_acquire(struct chom_lock *l, const char *path, double wait_s,
 		      struct chom_err *e);
+/* The same, giving up with code 128 + *stop when a signal sets *stop. */
+int chom_lock_acquire_until(struct chom_lock *l, const char *path,
+			    double wait_s, volatile sig_atomic_t *stop,
+			    struct chom_err *e);
 void chom_lock_release(struct chom_lock *l);
 
 #endif

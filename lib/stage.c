@@ -213,10 +213,10 @@ publish(const struct chom_stage_opts *o, const char *tmp, const char *dst,
 	struct chom_err ignore;
 	int rc = -1;
 
-	if (chom_lock_acquire(&lock, l->lock, o->wait_s, e) < 0)
+	if (chom_lock_acquire_until(&lock, l->lock, o->wait_s, o->stop, e) < 0)
 		return -1;
-	if (chom_release_link_id(l->next, prev, sizeof(prev), &ignore) != 0)
-		prev[0] = '\0';
+	if (chom_release_link_id(l->next, prev, sizeof(prev), e) < 0)
+		goto out;
 	if (lstat(dst, &(struct stat){ 0 }) == 0) {
 		chom_err_set(e, CHOM_EXIT_FAIL, "release %s already exists",
 			     o->id);
@@ -250,7 +250,7 @@ chom_stage(const struct chom_stage_opts *o, struct chom_stage_result *r,
 	   struct chom_err *e)
 {
 	const struct chom_layout *l = o->layout;
-	char tmp[PATH_MAX];
+	char tmp[PATH_MAX], prev[CHOM_ID_MAX + 1];
 	struct chom_extract_opts xo;
 	struct chom_sha256 *hash = NULL;
 	struct stat st;
@@ -271,6 +271,10 @@ chom_stage(const struct chom_stage_opts *o, struct chom_stage_result *r,
 	if (lstat(r->path, &st) == 0)
 		return chom_err_set(e, CHOM_EXIT_FAIL,
 				    "release %s already exists", o->id);
+	/* A next that is a directory, or another base's, is refused before
+	 * any work rather than after it. */
+	if (chom_release_link_id(l->next, prev, sizeof(prev), e) < 0)
+		return -1;
 	if (open_artifact(o->artifact, &in, e) < 0 || check_space(l, in, e) < 0)
 		goto out;
 	if (mkdir(tmp, 0755) < 0) {

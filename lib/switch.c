@@ -179,12 +179,14 @@ chom_switch(const struct chom_switch_opts *o, struct chom_switch_result *r,
 	const char *action =
 	    o->what == CHOM_SWITCH_ROLLBACK ? "rollback" : "switch";
 	struct chom_lock lock;
-	double t0 = mono();
+	struct chom_err e2;
+	double t0;
 	int rc = -1, cur;
 
 	memset(r, 0, sizeof(*r));
-	if (chom_lock_acquire(&lock, l->lock, o->wait_s, e) < 0)
+	if (chom_lock_acquire_until(&lock, l->lock, o->wait_s, o->stop, e) < 0)
 		return -1;
+	t0 = mono();
 	cur = chom_release_link_id(l->current, r->from, sizeof(r->from), e);
 	if (cur < 0)
 		goto out;
@@ -200,6 +202,11 @@ chom_switch(const struct chom_switch_opts *o, struct chom_switch_result *r,
 	if (o->exec_cmd && *o->exec_cmd) {
 		char why[128];
 
+		/* A signal before the command starts: do not start it. */
+		if (o->stop && *o->stop) {
+			revert(o, r, "interrupted", 128 + *o->stop, e);
+			goto out;
+		}
 		r->exec_status = run_exec(o, r);
 		if (o->stop && *o->stop) {
 			revert(o, r, "interrupted", 128 + *o->stop, e);
@@ -213,18 +220,20 @@ chom_switch(const struct chom_switch_opts *o, struct chom_switch_result *r,
 			goto out;
 		}
 	}
-	/* next is consumed only once the release is live for good. */
-	if (o->what == CHOM_SWITCH_NEXT) {
-		if (unlink(l->next) < 0) {
-			chom_err_sys(e, CHOM_EXIT_FAIL, "remove %s", l->next);
-			goto out;
-		}
-		if (chom_fsync_dir(l->base, e) < 0)
-			goto out;
-	}
-	if (o->metrics_dir && r->changed && write_metrics(o, r->to, e) < 0)
-		goto out;
+	/* The release is live for good now: what fails after this is told,
+	 * not turned into a failure of the switch. */
 	rc = 0;
+	if (o->what == CHOM_SWITCH_NEXT &&
+	    (unlink(l->next) < 0 || chom_fsync_dir(l->base, &e2) < 0))
+		snprintf(r->warning, sizeof(r->warning),
+			 "%s is live, but %s "
+			 "could not be removed: %s",
+			 r->to, l->next, strerror(errno));
+	if (o->metrics_dir && r->changed && write_metrics(o, r->to, &e2) < 0)
+		snprintf(r->warning, sizeof(r->warning),
+			 "%s is live, but the "
+			 "metrics were not written: %s",
+			 r->to, e2.msg);
 out:
 	chom_lock_release(&lock);
 	return rc;

@@ -36,7 +36,9 @@ struct chom_switch_result {
 	bool changed;        /* false when TO was already current */
 	bool reverted;       /* --exec failed and FROM is live again */
 	int exec_status;     /* the command's exit status, 128+N if killed */
-	double seconds;      /* from taking the lock to the directory fsync */
+	double seconds;      /* from taking the lock to the history line */
+	char warning[PATH_MAX +
+		     1280]; /* after the switch succeeded, what failed */
 };
 
 /*

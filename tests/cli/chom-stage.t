@@ -52,15 +52,13 @@ wait_for() {
 	done
 	return 1
 }
-# stops PID: waits up to 10 s for it to end, then kills it; RC is its status.
+# alive PID: running (a zombie, ended but not yet waited for, is not).
+alive() { kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" | cut -c1)" != Z ]; }
+# reap PID: waits up to 10 s for it to end, then kills it; RC is its status.
 reap() {
 	local pid=$1 n=500
-	while ((n-- > 0)) && kill -0 "$pid" 2>/dev/null; do
-		# a zombie child still answers kill -0; wait reaps it below
-		[ "$(ps -o stat= -p "$pid" 2>/dev/null | cut -c1)" = Z ] && break
-		sleep 0.02
-	done
-	if kill -0 "$pid" 2>/dev/null && [ "$(ps -o stat= -p "$pid" | cut -c1)" != Z ]; then
+	while ((n-- > 0)) && alive "$pid"; do sleep 0.02; done
+	if alive "$pid"; then
 		kill -9 "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 		RC=timeout
@@ -68,9 +66,7 @@ reap() {
 	fi
 	wait "$pid"
 	RC=$?
-	return 0
 }
-alive() { kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" | cut -c1)" != Z ]; }
 # midway PID N: polls until a releases/.tmp-* holds N files (0), or PID has
 # ended or 60 s have passed (1).
 midway() {
@@ -356,6 +352,8 @@ hostile symlink-escape.tar 'link-escape'
 hostile symlink-escape-deep.tar 'link-deep'
 hostile symlink-absolute.tar 'link-abs'
 hostile symlink-chain.tar 'chain'
+hostile pax-symlink.tar 'link-pax'
+hostile symlink-then-dir.tar 'sd-link'
 hostile through-symlink.tar 'x-through'
 hostile through-symlink-dot.tar 'x-dot'
 hostile through-symlink-esc.tar 'esc'
@@ -364,6 +362,8 @@ hostile hardlink-outside.tar 'hl-out'
 hostile hardlink-absolute.tar 'hl-abs'
 hostile hardlink-dotdot-target.tar 'hl-dd'
 hostile hardlink-unknown.tar 'hl-unknown'
+hostile hardlink-forward.tar 'hl-fwd'
+hostile hardlink-dir.tar 'hl-dir'
 hostile device.tar 'dev-null'
 hostile device-block.tar 'dev-block'
 hostile fifo.tar 'a-fifo'
@@ -372,6 +372,7 @@ hostile duplicate.tar 'dup\.txt'
 hostile zip-dotdot.zip 'evil-zip'
 hostile zip-absolute.zip 'chom-evil-zip'
 hostile zip-symlink.zip 'link-zip'
+hostile zip-backslash.zip 'evil-bs'
 hostile newline.tar 'evil-nl'
 unlike "$ERR" '^INJECTED' "newline.tar: the newline is escaped in the message"
 hostile ctrl.tar 'evil-esc'
@@ -380,6 +381,42 @@ hostile badutf8.tar 'evil-utf8'
 ok "badutf8.tar: the message is valid UTF-8 (bytes escaped)" valid_utf8 "$ERR"
 hostile truncated.tar.gz '.'
 hostile garbage.tar '.'
+hostile longpath.tar '.'
+
+# the same refusals when the artifact streams in on stdin
+hostile_stdin() {
+	local c=$1 re=$2
+	newbase "hs-$c"
+	echo victim >"$B/victim"
+	find "$ABS" -mindepth 1 -delete
+	echo victim >"$ABS/victim"
+	run timeout 60 sh -c 'cat "$1" | chom-stage -d "$2" -r hostile -' sh "$CORPUS/$c" "$B"
+	exits 1 "$c on stdin: refused"
+	like "$ERR" "$re" "$c on stdin: the message names the entry"
+	is "$(left)" "" "$c on stdin: nothing left in releases/"
+	is "$(strays)" "" "$c on stdin: nothing written outside"
+}
+hostile_stdin dotdot.tar.gz '\.\./evil'
+hostile_stdin absolute.tar 'chom-evil-abs'
+hostile_stdin through-symlink-esc.tar 'esc'
+hostile_stdin hardlink-outside.tar 'hl-out'
+hostile_stdin device.tar 'dev-null'
+
+# A zip's directory is at its end: on stdin, either read right or refused
+# clearly, never extracted without its modes and link types.
+newbase zip-stdin
+run timeout 60 sh -c 'cat "$1" | chom-stage -d "$2" -r z -' sh "$ART/f-zip.zip" "$B"
+if [ "$RC" = 0 ]; then
+	ok "zip on stdin: staged with its symlinks and modes" same_tree "$SRC" "$B/releases/z"
+else
+	exits 1 "zip on stdin: refused (exit 1)"
+	like "$ERR" '[Zz]ip' "zip on stdin: the message says why"
+	is "$(left)" "" "zip on stdin: nothing left in releases/"
+fi
+newbase zip-stdin-socket
+run timeout 60 sh -c 'cat "$1" | chom-stage -d "$2" -r z -' sh "$CORPUS/socket.zip" "$B"
+exits 1 "socket.zip on stdin: refused"
+is "$(left)" "" "socket.zip on stdin: nothing left in releases/"
 
 # setuid/setgid: allowed, stripped; owners not restored
 newbase setuid
@@ -551,10 +588,11 @@ if hold_lock 120; then
 	release_lock
 	st -d "$B" -r free --wait 0 "$GOOD"
 	exits 0 "lock free: staged"
-	# held by another chom run (chom-switch running its --exec): the
+	# held by another chom run (chom-switch running its --exec; --wait, as
+	# the probe below takes the lock for an instant): the
 	# message names the holder
 	if command -v chom-switch >/dev/null; then
-		chom-switch -d "$B" --exec 'sleep 5' free >/dev/null 2>"$T/switch.err" &
+		chom-switch -d "$B" --wait 10 --exec 'sleep 5' free >/dev/null 2>"$T/switch.err" &
 		swpid=$!
 		if wait_for 10 lockheld; then
 			st -d "$B" -r busy --wait 0 "$GOOD"

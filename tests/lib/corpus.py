@@ -180,6 +180,14 @@ def main():
         symlink("dot", "."), file_("dot/x-dot", "x\n")])
     write_tar(p("through-symlink-esc.tar"), [
         symlink("esc", ".."), file_("esc/x-esc", "evil\n")])
+    # ustar linkname harmless, pax linkpath absolute: the pax header wins
+    ti, f = symlink("link-pax", "inside")
+    ti.pax_headers = {"linkpath": "/etc"}
+    write_tar(p("pax-symlink.tar"), [(ti, f)], fmt=tarfile.PAX_FORMAT)
+    # an allowed symlink, then a directory of its name, then a file in it
+    write_tar(p("symlink-then-dir.tar"), [
+        dir_("sub/"), symlink("sd-link", "sub"), dir_("sd-link/"),
+        file_("sd-link/x-sd", "x\n")])
     # an allowed symlink, then a regular file of the same name: a careless
     # extractor would write through the link
     write_tar(p("duplicate-symlink.tar"), [
@@ -197,6 +205,10 @@ def main():
         dir_("sub/"), hardlink("hl-dd", "sub/../../../victim", b"EVIL\n")],
         fmt=tarfile.PAX_FORMAT)
     write_tar(p("hardlink-unknown.tar"), [hardlink("hl-unknown", "nosuch")])
+    # to an entry that comes later: unknown when the link is made
+    write_tar(p("hardlink-forward.tar"), [
+        hardlink("hl-fwd", "later"), file_("later", "x\n")])
+    write_tar(p("hardlink-dir.tar"), [dir_("sub/"), hardlink("hl-dir", "sub")])
 
     # --- special files ------------------------------------------------
     write_tar(p("device.tar"), [device("dev-null", tarfile.CHRTYPE, 1, 3)])
@@ -215,6 +227,9 @@ def main():
         (absdir + "/chom-evil-zip", b"evil\n", None)])
     write_zip(p("zip-symlink.zip"), [
         ("link-zip", b"../../outside", stat.S_IFLNK | 0o777)])
+    # a backslash is an ordinary character on Unix; whatever a reader makes
+    # of it, nothing may land outside
+    write_zip(p("zip-backslash.zip"), [("..\\evil-bs", b"evil\n", None)])
     write_zip(p("good.zip"), [
         ("public/index.html", b"<h1>hello</h1>\n", 0o100644),
         ("artisan", b"#!/usr/bin/env php\n", 0o100755)])
@@ -225,6 +240,8 @@ def main():
         with tarfile.open(fileobj=g, mode="w|", format=tarfile.GNU_FORMAT) \
                 as t:
             t.addfile(info("zeros.bin", size=64 << 20), Zeros(64 << 20))
+    # a path longer than PATH_MAX: fails cleanly
+    write_tar(p("longpath.tar"), [file_("d/" * 2500 + "evil-deep", "x\n")])
     write_tar(p("many-files.tar"),
               [dir_("many/")] +
               [file_("many/f%04d" % i, "%d\n" % i) for i in range(200)])
