@@ -402,17 +402,13 @@ hostile_stdin through-symlink-esc.tar 'esc'
 hostile_stdin hardlink-outside.tar 'hl-out'
 hostile_stdin device.tar 'dev-null'
 
-# A zip's directory is at its end: on stdin, either read right or refused
-# clearly, never extracted without its modes and link types.
+# A zip's directory is at its end: from a pipe it is spooled and then read
+# with its modes and link types, never streamed without them.
 newbase zip-stdin
 run timeout 60 sh -c 'cat "$1" | chom-stage -d "$2" -r z -' sh "$ART/f-zip.zip" "$B"
-if [ "$RC" = 0 ]; then
-	ok "zip on stdin: staged with its symlinks and modes" same_tree "$SRC" "$B/releases/z"
-else
-	exits 1 "zip on stdin: refused (exit 1)"
-	like "$ERR" '[Zz]ip' "zip on stdin: the message says why"
-	is "$(left)" "" "zip on stdin: nothing left in releases/"
-fi
+exits 0 "zip on stdin: staged"
+ok "zip on stdin: staged with its symlinks and modes" same_tree "$SRC" "$B/releases/z"
+is "$(left)" "z" "zip on stdin: only the release in releases/"
 newbase zip-stdin-socket
 run timeout 60 sh -c 'cat "$1" | chom-stage -d "$2" -r z -' sh "$CORPUS/socket.zip" "$B"
 exits 1 "socket.zip on stdin: refused"
