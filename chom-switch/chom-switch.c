@@ -139,7 +139,10 @@ do_list(const struct chom_layout *l, int json)
 			 v[i].previous ? "previous" : "",
 			 v[i].previous && v[i].next ? "," : "",
 			 v[i].next ? "next" : "");
-		printf("%-24s %s  %s\n", v[i].rel.id, when, marks);
+		if (marks[0])
+			printf("%-24s %s  %s\n", v[i].rel.id, when, marks);
+		else
+			printf("%-24s %s\n", v[i].rel.id, when);
 	}
 	free(v);
 	return CHOM_EXIT_OK;

@@ -6,22 +6,9 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-
 #include "cli.h"
 
-/* fail_msg() writes to stderr; this puts the reason in the TAP stream. */
-#define FAILF(...)                                                             \
-	do {                                                                   \
-		print_message("# ");                                           \
-		print_message(__VA_ARGS__);                                    \
-		print_message("\n");                                           \
-		fail();                                                        \
-	} while (0)
+#include "testutil.h"
 
 static void
 test_name_default_and_init(void **state)
@@ -79,7 +66,7 @@ test_parse_ll_invalid(void **state)
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (chom_parse_ll(bad[i], LLONG_MIN, LLONG_MAX, &v) == 0)
-			FAILF("chom_parse_ll accepted \"%s\"", bad[i]);
+			TU_FAILF("chom_parse_ll accepted \"%s\"", bad[i]);
 	}
 	assert_int_equal(chom_parse_ll(NULL, 0, 10, &v), -1);
 	assert_true(v == 123); /* untouched on failure */
@@ -130,10 +117,10 @@ test_parse_size_valid(void **state)
 	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		v = 1;
 		if (chom_parse_size(ok[i].s, &v) != 0)
-			FAILF("chom_parse_size refused \"%s\"", ok[i].s);
+			TU_FAILF("chom_parse_size refused \"%s\"", ok[i].s);
 		if (v != ok[i].v)
-			FAILF("chom_parse_size(\"%s\") = %llu, want %llu",
-			      ok[i].s, v, ok[i].v);
+			TU_FAILF("chom_parse_size(\"%s\") = %llu, want %llu",
+				 ok[i].s, v, ok[i].v);
 	}
 }
 
@@ -161,8 +148,8 @@ test_parse_size_invalid(void **state)
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (chom_parse_size(bad[i], &v) == 0)
-			FAILF("chom_parse_size accepted \"%s\" as %llu", bad[i],
-			      v);
+			TU_FAILF("chom_parse_size accepted \"%s\" as %llu",
+				 bad[i], v);
 	}
 	assert_int_equal(chom_parse_size(NULL, &v), -1);
 	assert_true(v == 99);
@@ -186,10 +173,10 @@ test_parse_duration_valid(void **state)
 	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		v = -1;
 		if (chom_parse_duration(ok[i].s, &v) != 0)
-			FAILF("chom_parse_duration refused \"%s\"", ok[i].s);
+			TU_FAILF("chom_parse_duration refused \"%s\"", ok[i].s);
 		if (v < ok[i].v - 1e-9 || v > ok[i].v + 1e-9)
-			FAILF("chom_parse_duration(\"%s\") = %g, want %g",
-			      ok[i].s, v, ok[i].v);
+			TU_FAILF("chom_parse_duration(\"%s\") = %g, want %g",
+				 ok[i].s, v, ok[i].v);
 	}
 }
 
@@ -205,8 +192,8 @@ test_parse_duration_invalid(void **state)
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (chom_parse_duration(bad[i], &v) == 0)
-			FAILF("chom_parse_duration accepted \"%s\" as %g",
-			      bad[i], v);
+			TU_FAILF("chom_parse_duration accepted \"%s\" as %g",
+				 bad[i], v);
 	}
 	assert_int_equal(chom_parse_duration(NULL, &v), -1);
 	assert_true(v == 42);
@@ -256,17 +243,17 @@ test_parse_bool(void **state)
 	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
 		v = false;
 		if (chom_parse_bool(yes[i], &v) != 0 || !v)
-			FAILF("chom_parse_bool(\"%s\") is not true", yes[i]);
+			TU_FAILF("chom_parse_bool(\"%s\") is not true", yes[i]);
 	}
 	for (i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
 		v = true;
 		if (chom_parse_bool(no[i], &v) != 0 || v)
-			FAILF("chom_parse_bool(\"%s\") is not false", no[i]);
+			TU_FAILF("chom_parse_bool(\"%s\") is not false", no[i]);
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		v = true;
 		if (chom_parse_bool(bad[i], &v) == 0)
-			FAILF("chom_parse_bool accepted \"%s\"", bad[i]);
+			TU_FAILF("chom_parse_bool accepted \"%s\"", bad[i]);
 		assert_true(v);
 	}
 }

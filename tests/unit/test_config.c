@@ -9,23 +9,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-
 #include "config.h"
 #include "exitcode.h"
 
-/* fail_msg() writes to stderr; this puts the reason in the TAP stream. */
-#define FAILF(...)                                                             \
-	do {                                                                   \
-		print_message("# ");                                           \
-		print_message(__VA_ARGS__);                                    \
-		print_message("\n");                                           \
-		fail();                                                        \
-	} while (0)
+#include "testutil.h"
 
 struct fixture {
 	char dir[64];
@@ -70,28 +57,13 @@ cb(void *ctx, const char *section, const char *key, const char *value,
 	return 0;
 }
 
-static void
-write_text(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	assert_int_equal(fputs(text, f) >= 0, 1);
-	assert_int_equal(fclose(f), 0);
-}
-
 static int
 setup(void **state)
 {
-	struct fixture *fx = calloc(1, sizeof(*fx));
+	struct fixture *fx = TU_FIXTURE_NEW(struct fixture, dir, "config");
 
 	if (!fx)
 		return -1;
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/chom-test-config-XXXXXX");
-	if (!mkdtemp(fx->dir)) {
-		free(fx);
-		return -1;
-	}
 	snprintf(fx->file, sizeof(fx->file), "%s/chom.conf", fx->dir);
 	unsetenv("CHOM_CONFIG");
 	*state = fx;
@@ -102,13 +74,8 @@ static int
 teardown(void **state)
 {
 	struct fixture *fx = *state;
-	char path[256];
 
-	unlink(fx->file);
-	snprintf(path, sizeof(path), "%s/other.conf", fx->dir);
-	unlink(path);
-	rmdir(fx->dir);
-	free(fx);
+	tu_fixture_free(fx, fx->dir);
 	unsetenv("CHOM_CONFIG");
 	return 0;
 }
@@ -134,18 +101,18 @@ test_sections_and_order(void **state)
 	struct seen s = { .keep = -1 };
 	struct chom_err e = { 0 };
 
-	write_text(fx->file, "; a comment\n"
-			     "# another\n"
-			     "[global]\n"
-			     "base = /srv/app\n"
-			     "keep = 1\n"
-			     "\n"
-			     "[switch]\n"
-			     "unknown_to_stage = 1\n"
-			     "keep = 99\n"
-			     "[stage]\n"
-			     "keep = 3\n"
-			     "wait = 10s\n");
+	tu_write(fx->file, "; a comment\n"
+			   "# another\n"
+			   "[global]\n"
+			   "base = /srv/app\n"
+			   "keep = 1\n"
+			   "\n"
+			   "[switch]\n"
+			   "unknown_to_stage = 1\n"
+			   "keep = 99\n"
+			   "[stage]\n"
+			   "keep = 3\n"
+			   "wait = 10s\n");
 	assert_int_equal(chom_config_load(fx->file, "stage", cb, &s, &e), 0);
 	/* [switch] belongs to another tool: never seen, never checked. */
 	assert_string_equal(s.log, "global.base=/srv/app;global.keep=1;"
@@ -167,7 +134,7 @@ test_precedence_left_to_the_caller(void **state)
 	/* The caller's defaults survive keys the file does not set, and what
 	 * the caller applies after loading (environment, options) wins. */
 	strcpy(s.wait, "default");
-	write_text(fx->file, "[global]\nbase = /from/file\n");
+	tu_write(fx->file, "[global]\nbase = /from/file\n");
 	assert_int_equal(chom_config_load(fx->file, "stage", cb, &s, &e), 0);
 	assert_int_equal(s.keep, 5);
 	assert_string_equal(s.wait, "default");
@@ -184,12 +151,12 @@ test_unknown_key_names_file_and_line(void **state)
 	struct chom_err e = { 0 };
 	char want[256];
 
-	write_text(fx->file, "[global]\n"
-			     "base = /srv/app\n"
-			     "\n"
-			     "[stage]\n"
-			     "colour = blue\n"
-			     "keep = 3\n");
+	tu_write(fx->file, "[global]\n"
+			   "base = /srv/app\n"
+			   "\n"
+			   "[stage]\n"
+			   "colour = blue\n"
+			   "keep = 3\n");
 	assert_int_equal(chom_config_load(fx->file, "stage", cb, &s, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_USAGE);
 	snprintf(want, sizeof(want), "%s:5: unknown key 'colour'", fx->file);
@@ -206,7 +173,7 @@ test_unknown_key_in_global(void **state)
 	struct chom_err e = { 0 };
 	char want[256];
 
-	write_text(fx->file, "[global]\nbsae = /typo\n");
+	tu_write(fx->file, "[global]\nbsae = /typo\n");
 	assert_int_equal(chom_config_load(fx->file, "switch", cb, &s, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_USAGE);
 	snprintf(want, sizeof(want), "%s:2: unknown key 'bsae'", fx->file);
@@ -221,7 +188,7 @@ test_bad_value_names_file_and_line(void **state)
 	struct chom_err e = { 0 };
 	char want[256];
 
-	write_text(fx->file, "[stage]\nkeep = many\n");
+	tu_write(fx->file, "[stage]\nkeep = many\n");
 	assert_int_equal(chom_config_load(fx->file, "stage", cb, &s, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_USAGE);
 	snprintf(want, sizeof(want), "%s:2: keep: 'many' is not a count",
@@ -237,8 +204,7 @@ test_syntax_error(void **state)
 	struct chom_err e = { 0 };
 	char want[256];
 
-	write_text(fx->file,
-		   "[global]\nbase = /srv\nthis line has no equals\n");
+	tu_write(fx->file, "[global]\nbase = /srv\nthis line has no equals\n");
 	assert_int_equal(chom_config_load(fx->file, "stage", cb, &s, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_USAGE);
 	snprintf(want, sizeof(want), "%s:3: syntax error", fx->file);
@@ -254,15 +220,15 @@ test_syntax_error_then_unknown_key(void **state)
 
 	/* Two errors: whichever the message reports, its line and its reason
 	 * must belong together. */
-	write_text(fx->file, "[stage]\n"
-			     "no equals sign here\n"
-			     "keep = 1\n"
-			     "colour = blue\n");
+	tu_write(fx->file, "[stage]\n"
+			   "no equals sign here\n"
+			   "keep = 1\n"
+			   "colour = blue\n");
 	assert_int_equal(chom_config_load(fx->file, "stage", cb, &s, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_USAGE);
 	if (!strstr(e.msg, ":2: syntax error") &&
 	    !strstr(e.msg, ":4: unknown key 'colour'"))
-		FAILF("line and reason do not match: \"%s\"", e.msg);
+		TU_FAILF("line and reason do not match: \"%s\"", e.msg);
 }
 
 static void
@@ -299,13 +265,13 @@ test_env_file_is_read(void **state)
 	struct chom_err e = { 0 };
 	char other[256];
 
-	write_text(fx->file, "[global]\nbase = /from/env\n");
+	tu_write(fx->file, "[global]\nbase = /from/env\n");
 	setenv("CHOM_CONFIG", fx->file, 1);
 	assert_int_equal(chom_config_load(NULL, "stage", cb, &s, &e), 0);
 	assert_string_equal(s.base, "/from/env");
 	/* -c wins over CHOM_CONFIG. */
 	snprintf(other, sizeof(other), "%s/other.conf", fx->dir);
-	write_text(other, "[global]\nbase = /from/option\n");
+	tu_write(other, "[global]\nbase = /from/option\n");
 	assert_int_equal(chom_config_load(other, "stage", cb, &s, &e), 0);
 	assert_string_equal(s.base, "/from/option");
 }
@@ -339,8 +305,8 @@ test_missing_default_named_by_c_is_an_error(void **state)
 		return;
 	}
 	if (chom_config_load(CHOM_CONFIG_DEFAULT, "stage", cb, &s, &e) != -1)
-		FAILF("-c %s accepted although the file does not exist",
-		      CHOM_CONFIG_DEFAULT);
+		TU_FAILF("-c %s accepted although the file does not exist",
+			 CHOM_CONFIG_DEFAULT);
 	assert_int_equal(e.code, CHOM_EXIT_USAGE);
 }
 
@@ -354,7 +320,8 @@ test_unreadable_path_is_an_error(void **state)
 	/* A directory is not a configuration file: reading it fails, and a
 	 * read error must not pass for an empty file. */
 	if (chom_config_load(fx->dir, "stage", cb, &s, &e) != -1)
-		FAILF("-c %s (a directory) loaded as an empty file", fx->dir);
+		TU_FAILF("-c %s (a directory) loaded as an empty file",
+			 fx->dir);
 	assert_int_equal(e.code, CHOM_EXIT_USAGE);
 	assert_non_null(strstr(e.msg, fx->dir));
 }
@@ -366,7 +333,7 @@ test_empty_file(void **state)
 	struct seen s = { 0 };
 	struct chom_err e = { 0 };
 
-	write_text(fx->file, "");
+	tu_write(fx->file, "");
 	assert_int_equal(chom_config_load(fx->file, "stage", cb, &s, &e), 0);
 	assert_int_equal(s.calls, 0);
 }

@@ -6,14 +6,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-
 #include "err.h"
 #include "exitcode.h"
+
+#include "testutil.h"
 
 static void
 test_set_formats_and_returns_minus_one(void **state)

@@ -6,7 +6,6 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,32 +14,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-
 #include "exitcode.h"
 #include "extract.h"
 #include "sha256.h"
 
-#define FAILF(...)                                                             \
-	do {                                                                   \
-		print_message("# ");                                           \
-		print_message(__VA_ARGS__);                                    \
-		print_message("\n");                                           \
-		fail();                                                        \
-	} while (0)
-
-#define HARDLINK 1 /* an entry type of our own: a hard link to data */
-
-struct ent {
-	const char *name;
-	int type; /* AE_IFREG, AE_IFDIR, AE_IFLNK, AE_IFIFO or HARDLINK */
-	int mode;
-	const char *data; /* a file's content, a link's target */
-};
+#include "testutil.h"
 
 struct fixture {
 	char root[64];
@@ -50,23 +28,12 @@ struct fixture {
 };
 
 static int
-rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	return type == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-static int
 setup(void **state)
 {
-	struct fixture *fx = calloc(1, sizeof(*fx));
+	struct fixture *fx = TU_FIXTURE_NEW(struct fixture, root, "extract");
 
 	if (!fx)
 		return -1;
-	snprintf(fx->root, sizeof(fx->root), "/tmp/chom-test-extract-XXXXXX");
-	if (!mkdtemp(fx->root)) {
-		free(fx);
-		return -1;
-	}
 	snprintf(fx->out, sizeof(fx->out), "%s/out", fx->root);
 	snprintf(fx->tgz, sizeof(fx->tgz), "%s/a.tar.gz", fx->root);
 	if (mkdir(fx->out, 0755) < 0 || !getcwd(fx->cwd, sizeof(fx->cwd)))
@@ -80,64 +47,7 @@ teardown(void **state)
 {
 	struct fixture *fx = *state;
 
-	nftw(fx->root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	free(fx);
-	return 0;
-}
-
-static void
-make_tgz(const char *path, const struct ent *ents, size_t n)
-{
-	struct archive *a = archive_write_new();
-	size_t i;
-
-	assert_non_null(a);
-	assert_int_equal(archive_write_add_filter_gzip(a), ARCHIVE_OK);
-	assert_int_equal(archive_write_set_format_pax_restricted(a),
-			 ARCHIVE_OK);
-	assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
-	for (i = 0; i < n; i++) {
-		const struct ent *t = &ents[i];
-		struct archive_entry *ae = archive_entry_new();
-		size_t len = 0;
-
-		assert_non_null(ae);
-		archive_entry_set_pathname(ae, t->name);
-		archive_entry_set_perm(ae, (mode_t)t->mode);
-		archive_entry_set_mtime(ae, 1700000000, 0);
-		archive_entry_set_uid(ae, 4321);
-		archive_entry_set_gid(ae, 4321);
-		archive_entry_set_uname(ae, "nobody-here");
-		archive_entry_set_gname(ae, "nobody-here");
-		switch (t->type) {
-		case AE_IFREG:
-			len = strlen(t->data);
-			archive_entry_set_filetype(ae, AE_IFREG);
-			archive_entry_set_size(ae, (la_int64_t)len);
-			break;
-		case HARDLINK:
-			archive_entry_set_filetype(ae, AE_IFREG);
-			archive_entry_set_hardlink(ae, t->data);
-			archive_entry_set_size(ae, 0);
-			break;
-		case AE_IFLNK:
-			archive_entry_set_filetype(ae, AE_IFLNK);
-			archive_entry_set_symlink(ae, t->data);
-			break;
-		default:
-			archive_entry_set_filetype(ae, (unsigned)t->type);
-			break;
-		}
-		if (archive_write_header(a, ae) < ARCHIVE_WARN)
-			FAILF("write header %s: %s", t->name,
-			      archive_error_string(a));
-		if (len)
-			assert_int_equal(archive_write_data(a, t->data, len),
-					 (la_ssize_t)len);
-		archive_entry_free(ae);
-	}
-	assert_int_equal(archive_write_close(a), ARCHIVE_OK);
-	archive_write_free(a);
+	return tu_fixture_free(fx, fx->root);
 }
 
 struct progress_seen {
@@ -174,33 +84,20 @@ extract(struct fixture *fx, struct chom_extract_opts *o,
 
 /* Builds an archive of ents, expects a refusal naming `name` and `why`. */
 static void
-expect_refused(struct fixture *fx, const struct ent *ents, size_t n,
+expect_refused(struct fixture *fx, const struct tu_ent *ents, size_t n,
 	       const char *name, const char *why)
 {
 	struct chom_extract_opts o = { 0 };
 	struct chom_extract_stats st;
 	struct chom_err e = { 0 };
 
-	make_tgz(fx->tgz, ents, n);
+	tu_make_tgz(fx->tgz, ents, n);
 	if (extract(fx, &o, &st, &e) != -1)
-		FAILF("archive with '%s' was extracted", name);
+		TU_FAILF("archive with '%s' was extracted", name);
 	assert_int_equal(e.code, CHOM_EXIT_FAIL);
 	if (!strstr(e.msg, name) || !strstr(e.msg, why))
-		FAILF("\"%s\" should name '%s' and say '%s'", e.msg, name, why);
-}
-
-static void
-slurp(const char *path, char *buf, size_t size)
-{
-	int fd = open(path, O_RDONLY);
-	ssize_t n;
-
-	if (fd < 0)
-		FAILF("open %s: %s", path, strerror(errno));
-	n = read(fd, buf, size - 1);
-	close(fd);
-	assert_true(n >= 0);
-	buf[n] = '\0';
+		TU_FAILF("\"%s\" should name '%s' and say '%s'", e.msg, name,
+			 why);
 }
 
 static void
@@ -232,7 +129,7 @@ test_check_name_accepted(void **state)
 		why = NULL;
 		if (chom_extract_check_name(ok[i].name, norm, sizeof(norm),
 					    &why) != 0)
-			FAILF("refused \"%s\": %s", ok[i].name, why);
+			TU_FAILF("refused \"%s\": %s", ok[i].name, why);
 		assert_string_equal(norm, ok[i].norm);
 	}
 }
@@ -275,11 +172,11 @@ test_check_name_refused(void **state)
 		why = NULL;
 		if (chom_extract_check_name(bad[i].name, norm, sizeof(norm),
 					    &why) != -1)
-			FAILF("accepted name #%zu as \"%s\"", i, norm);
+			TU_FAILF("accepted name #%zu as \"%s\"", i, norm);
 		assert_non_null(why);
 		if (!strstr(why, bad[i].why))
-			FAILF("name #%zu: \"%s\" does not say %s", i, why,
-			      bad[i].why);
+			TU_FAILF("name #%zu: \"%s\" does not say %s", i, why,
+				 bad[i].why);
 	}
 }
 
@@ -334,29 +231,29 @@ test_check_symlink(void **state)
 		rc = chom_extract_check_symlink(cases[i].path, cases[i].target,
 						&why);
 		if (cases[i].ok && rc != 0)
-			FAILF("%s -> %s refused: %s", cases[i].path,
-			      cases[i].target, why);
+			TU_FAILF("%s -> %s refused: %s", cases[i].path,
+				 cases[i].target, why);
 		if (!cases[i].ok && rc != -1)
-			FAILF("%s -> %s accepted", cases[i].path,
-			      cases[i].target);
+			TU_FAILF("%s -> %s accepted", cases[i].path,
+				 cases[i].target);
 		if (!cases[i].ok && (!why || !strstr(why, cases[i].why)))
-			FAILF("%s -> %s: \"%s\" does not say %s", cases[i].path,
-			      cases[i].target, why ? why : "(null)",
-			      cases[i].why);
+			TU_FAILF("%s -> %s: \"%s\" does not say %s",
+				 cases[i].path, cases[i].target,
+				 why ? why : "(null)", cases[i].why);
 	}
 }
 
 static void
 test_extract_tree(void **state)
 {
-	static const struct ent ents[] = {
+	static const struct tu_ent ents[] = {
 		{ "./", AE_IFDIR, 0755, NULL },
 		{ "app/", AE_IFDIR, 0755, NULL },
 		{ "app/hello.txt", AE_IFREG, 0644, "hello\n" },
 		{ "app/bin/run", AE_IFREG, 04755, "#!/bin/sh\n" },
 		{ "app/sgid", AE_IFREG, 02750, "g" },
 		{ "app/link", AE_IFLNK, 0777, "hello.txt" },
-		{ "app/hard", HARDLINK, 0644, "app/hello.txt" },
+		{ "app/hard", TU_HARDLINK, 0644, "app/hello.txt" },
 		{ "./app//x.txt", AE_IFREG, 0600, "normalised" },
 	};
 	struct fixture *fx = *state;
@@ -372,15 +269,15 @@ test_extract_tree(void **state)
 
 	assert_non_null(h);
 	assert_non_null(h2);
-	make_tgz(fx->tgz, ents, sizeof(ents) / sizeof(ents[0]));
+	tu_make_tgz(fx->tgz, ents, sizeof(ents) / sizeof(ents[0]));
 	o.hash = h;
 	o.progress = on_progress;
 	o.progress_ctx = &seen;
 	if (extract(fx, &o, &st, &e) != 0)
-		FAILF("extract failed: %s", e.msg);
+		TU_FAILF("extract failed: %s", e.msg);
 
 	snprintf(p, sizeof(p), "%s/app/hello.txt", fx->out);
-	slurp(p, buf, sizeof(buf));
+	tu_read(p, buf, sizeof(buf));
 	assert_string_equal(buf, "hello\n");
 	assert_int_equal(lstat(p, &sb), 0);
 	assert_int_equal(sb.st_mode & 07777, 0644);
@@ -389,11 +286,11 @@ test_extract_tree(void **state)
 	assert_int_equal(sb.st_uid, geteuid());
 	assert_int_equal(sb.st_gid, getegid());
 	snprintf(p, sizeof(p), "%s/app/x.txt", fx->out);
-	slurp(p, buf, sizeof(buf));
+	tu_read(p, buf, sizeof(buf));
 	assert_string_equal(buf, "normalised");
 	/* setuid and setgid are stripped, the rest of the mode is kept. */
 	snprintf(p, sizeof(p), "%s/app/bin/run", fx->out);
-	slurp(p, buf, sizeof(buf));
+	tu_read(p, buf, sizeof(buf));
 	assert_string_equal(buf, "#!/bin/sh\n");
 	assert_int_equal(lstat(p, &sb), 0);
 	assert_int_equal(sb.st_mode & 07777, 0755);
@@ -443,7 +340,7 @@ test_extract_tree(void **state)
 static void
 test_extract_hashes_trailing_bytes(void **state)
 {
-	static const struct ent ents[] = {
+	static const struct tu_ent ents[] = {
 		{ "f", AE_IFREG, 0644, "data" },
 	};
 	struct fixture *fx = *state;
@@ -453,19 +350,15 @@ test_extract_hashes_trailing_bytes(void **state)
 	char want[CHOM_SHA256_HEXLEN + 1], got[CHOM_SHA256_HEXLEN + 1];
 	struct chom_sha256 *h = chom_sha256_new();
 	struct stat sb;
-	FILE *f;
 
 	assert_non_null(h);
-	make_tgz(fx->tgz, ents, 1);
+	tu_make_tgz(fx->tgz, ents, 1);
 	/* Bytes after the gzip stream are part of the artifact's digest. */
-	f = fopen(fx->tgz, "a");
-	assert_non_null(f);
-	fputs("\n", f);
-	fclose(f);
+	tu_append(fx->tgz, "\n");
 	o.hash = h;
 	assert_int_equal(chom_sha256_file(fx->tgz, want, &e), 0);
 	if (extract(fx, &o, &st, &e) != 0)
-		FAILF("extract failed: %s", e.msg);
+		TU_FAILF("extract failed: %s", e.msg);
 	chom_sha256_final_hex(h, got);
 	chom_sha256_free(h);
 	assert_string_equal(got, want);
@@ -476,7 +369,7 @@ test_extract_hashes_trailing_bytes(void **state)
 static void
 test_extract_dotdot_refused(void **state)
 {
-	static const struct ent ents[] = {
+	static const struct tu_ent ents[] = {
 		{ "ok.txt", AE_IFREG, 0644, "fine" },
 		{ "../evil", AE_IFREG, 0644, "pwned" },
 	};
@@ -487,11 +380,11 @@ test_extract_dotdot_refused(void **state)
 	char p[160];
 	struct stat sb;
 
-	make_tgz(fx->tgz, ents, 2);
+	tu_make_tgz(fx->tgz, ents, 2);
 	assert_int_equal(extract(fx, &o, &st, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_FAIL);
 	if (!strstr(e.msg, "evil"))
-		FAILF("\"%s\" does not name the entry", e.msg);
+		TU_FAILF("\"%s\" does not name the entry", e.msg);
 	snprintf(p, sizeof(p), "%s/evil", fx->root);
 	assert_int_equal(lstat(p, &sb), -1);
 	assert_int_equal(errno, ENOENT);
@@ -502,7 +395,7 @@ test_extract_absolute_refused(void **state)
 {
 	struct fixture *fx = *state;
 	char abs[160];
-	struct ent ents[] = {
+	struct tu_ent ents[] = {
 		{ abs, AE_IFREG, 0644, "x" },
 	};
 	struct stat sb;
@@ -515,14 +408,14 @@ test_extract_absolute_refused(void **state)
 static void
 test_extract_symlink_refusals(void **state)
 {
-	static const struct ent absolute[] = {
+	static const struct tu_ent absolute[] = {
 		{ "etc", AE_IFLNK, 0777, "/etc" },
 	};
-	static const struct ent leaving[] = {
+	static const struct tu_ent leaving[] = {
 		{ "a/", AE_IFDIR, 0755, NULL },
 		{ "a/up", AE_IFLNK, 0777, "../../x" },
 	};
-	static const struct ent after_name[] = {
+	static const struct tu_ent after_name[] = {
 		{ "a/l", AE_IFLNK, 0777, "b/../../x" },
 	};
 	struct fixture *fx = *state;
@@ -535,7 +428,7 @@ test_extract_symlink_refusals(void **state)
 static void
 test_extract_through_symlink_refused(void **state)
 {
-	static const struct ent ents[] = {
+	static const struct tu_ent ents[] = {
 		{ "sub/", AE_IFDIR, 0755, NULL },
 		{ "d", AE_IFLNK, 0777, "sub" },
 		{ "d/x", AE_IFREG, 0644, "via the link" },
@@ -552,20 +445,20 @@ test_extract_through_symlink_refused(void **state)
 static void
 test_extract_other_refusals(void **state)
 {
-	static const struct ent dup[] = {
+	static const struct tu_ent dup[] = {
 		{ "f", AE_IFREG, 0644, "one" },
 		{ "./f", AE_IFREG, 0644, "two" },
 	};
-	static const struct ent fifo[] = {
+	static const struct tu_ent fifo[] = {
 		{ "pipe", AE_IFIFO, 0644, NULL },
 	};
-	static const struct ent hard_missing[] = {
-		{ "h", HARDLINK, 0644, "nowhere" },
+	static const struct tu_ent hard_missing[] = {
+		{ "h", TU_HARDLINK, 0644, "nowhere" },
 	};
-	static const struct ent hard_out[] = {
-		{ "h", HARDLINK, 0644, "../../etc/passwd" },
+	static const struct tu_ent hard_out[] = {
+		{ "h", TU_HARDLINK, 0644, "../../etc/passwd" },
 	};
-	static const struct ent ctrl[] = {
+	static const struct tu_ent ctrl[] = {
 		{ "bad\nname", AE_IFREG, 0644, "x" },
 	};
 	struct fixture *fx = *state;
@@ -585,7 +478,7 @@ test_extract_other_refusals(void **state)
 static void
 test_extract_repeated_directory(void **state)
 {
-	static const struct ent ents[] = {
+	static const struct tu_ent ents[] = {
 		{ "d/", AE_IFDIR, 0755, NULL },
 		{ "d/f", AE_IFREG, 0644, "x" },
 		{ "./d", AE_IFDIR, 0755, NULL },
@@ -595,20 +488,20 @@ test_extract_repeated_directory(void **state)
 	struct chom_extract_stats st;
 	struct chom_err e = { 0 };
 
-	make_tgz(fx->tgz, ents, 3);
+	tu_make_tgz(fx->tgz, ents, 3);
 	if (extract(fx, &o, &st, &e) != 0)
-		FAILF("extract failed: %s", e.msg);
+		TU_FAILF("extract failed: %s", e.msg);
 }
 
 static void
 test_extract_limits(void **state)
 {
-	static const struct ent three[] = {
+	static const struct tu_ent three[] = {
 		{ "a", AE_IFREG, 0644, "1" },
 		{ "b", AE_IFREG, 0644, "2" },
 		{ "c", AE_IFREG, 0644, "3" },
 	};
-	static const struct ent big[] = {
+	static const struct tu_ent big[] = {
 		{ "big", AE_IFREG, 0644,
 		  "0123456789012345678901234567890123456789"
 		  "0123456789012345678901234567890123456789" },
@@ -618,22 +511,22 @@ test_extract_limits(void **state)
 	struct chom_extract_stats st;
 	struct chom_err e = { 0 };
 
-	make_tgz(fx->tgz, three, 3);
+	tu_make_tgz(fx->tgz, three, 3);
 	o.max_files = 3;
 	if (extract(fx, &o, &st, &e) != 0)
-		FAILF("3 files refused with --max-files 3: %s", e.msg);
+		TU_FAILF("3 files refused with --max-files 3: %s", e.msg);
 	assert_int_equal(st.entries, 3);
 
-	nftw(fx->out, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	tu_rm_rf(fx->out);
 	assert_int_equal(mkdir(fx->out, 0755), 0);
 	o.max_files = 2;
 	assert_int_equal(extract(fx, &o, &st, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_FAIL);
 	assert_non_null(strstr(e.msg, "--max-files"));
 
-	nftw(fx->out, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	tu_rm_rf(fx->out);
 	assert_int_equal(mkdir(fx->out, 0755), 0);
-	make_tgz(fx->tgz, big, 1);
+	tu_make_tgz(fx->tgz, big, 1);
 	o.max_files = 0;
 	o.max_bytes = 50;
 	assert_int_equal(extract(fx, &o, &st, &e), -1);
@@ -645,7 +538,7 @@ test_extract_limits(void **state)
 static void
 test_extract_stop(void **state)
 {
-	static const struct ent ents[] = {
+	static const struct tu_ent ents[] = {
 		{ "a", AE_IFREG, 0644, "1" },
 	};
 	struct fixture *fx = *state;
@@ -654,7 +547,7 @@ test_extract_stop(void **state)
 	struct chom_err e = { 0 };
 	volatile sig_atomic_t stop = SIGTERM;
 
-	make_tgz(fx->tgz, ents, 1);
+	tu_make_tgz(fx->tgz, ents, 1);
 	o.stop = &stop;
 	assert_int_equal(extract(fx, &o, &st, &e), -1);
 	assert_int_equal(e.code, 128 + SIGTERM);
@@ -667,11 +560,8 @@ test_extract_not_an_archive(void **state)
 	struct chom_extract_opts o = { 0 };
 	struct chom_extract_stats st;
 	struct chom_err e = { 0 };
-	FILE *f = fopen(fx->tgz, "w");
 
-	assert_non_null(f);
-	fputs("this is not an archive, only a line of text\n", f);
-	fclose(f);
+	tu_write(fx->tgz, "this is not an archive, only a line of text\n");
 	assert_int_equal(extract(fx, &o, &st, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_FAIL);
 	assert_non_null(strstr(e.msg, "bad archive"));
@@ -680,7 +570,7 @@ test_extract_not_an_archive(void **state)
 static void
 test_extract_truncated(void **state)
 {
-	static const struct ent ents[] = {
+	static const struct tu_ent ents[] = {
 		{ "big", AE_IFREG, 0644,
 		  "Lorem ipsum dolor sit amet, consectetur adipiscing elit, "
 		  "sed do "
@@ -693,7 +583,7 @@ test_extract_truncated(void **state)
 	struct chom_err e = { 0 };
 	struct stat sb;
 
-	make_tgz(fx->tgz, ents, 1);
+	tu_make_tgz(fx->tgz, ents, 1);
 	assert_int_equal(lstat(fx->tgz, &sb), 0);
 	assert_int_equal(truncate(fx->tgz, sb.st_size / 2), 0);
 	assert_int_equal(extract(fx, &o, &st, &e), -1);
@@ -703,7 +593,7 @@ test_extract_truncated(void **state)
 static void
 test_extract_missing_dir(void **state)
 {
-	static const struct ent ents[] = {
+	static const struct tu_ent ents[] = {
 		{ "a", AE_IFREG, 0644, "1" },
 	};
 	struct fixture *fx = *state;
@@ -713,7 +603,7 @@ test_extract_missing_dir(void **state)
 	char cwd[PATH_MAX];
 	int fd;
 
-	make_tgz(fx->tgz, ents, 1);
+	tu_make_tgz(fx->tgz, ents, 1);
 	assert_int_equal(rmdir(fx->out), 0);
 	fd = open(fx->tgz, O_RDONLY);
 	assert_true(fd >= 0);

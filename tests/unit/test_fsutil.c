@@ -2,64 +2,30 @@
  * Unit tests for lib/fsutil.c: atomic writes and symlinks, mkdir -p, rm -rf
  * that never follows symlinks, readlink and the path builder.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-
 #include "exitcode.h"
 #include "fsutil.h"
 
-#define FAILF(...)                                                             \
-	do {                                                                   \
-		print_message("# ");                                           \
-		print_message(__VA_ARGS__);                                    \
-		print_message("\n");                                           \
-		fail();                                                        \
-	} while (0)
+#include "testutil.h"
 
 struct fixture {
 	char dir[64];
 };
 
 static int
-rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	return type == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-static void
-rm_rf(const char *path)
-{
-	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static int
 setup(void **state)
 {
-	struct fixture *fx = calloc(1, sizeof(*fx));
+	struct fixture *fx = TU_FIXTURE_NEW(struct fixture, dir, "fsutil");
 
-	if (!fx)
-		return -1;
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/chom-test-fsutil-XXXXXX");
-	if (!mkdtemp(fx->dir)) {
-		free(fx);
-		return -1;
-	}
 	*state = fx;
-	return 0;
+	return fx ? 0 : -1;
 }
 
 static int
@@ -67,48 +33,7 @@ teardown(void **state)
 {
 	struct fixture *fx = *state;
 
-	rm_rf(fx->dir);
-	free(fx);
-	return 0;
-}
-
-static void
-put(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
-}
-
-static void
-get(const char *path, char *buf, size_t size)
-{
-	FILE *f = fopen(path, "r");
-	size_t n;
-
-	if (!f)
-		FAILF("cannot open %s: %s", path, strerror(errno));
-	n = fread(buf, 1, size - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-}
-
-/* Entries of dir whose name contains ".tmp-". */
-static int
-count_tmp(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *ent;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((ent = readdir(d)))
-		if (strstr(ent->d_name, ".tmp-"))
-			n++;
-	closedir(d);
-	return n;
+	return tu_fixture_free(fx, fx->dir);
 }
 
 static void
@@ -121,11 +46,11 @@ test_atomic_write_creates(void **state)
 
 	snprintf(path, sizeof(path), "%s/file", fx->dir);
 	assert_int_equal(chom_atomic_write(path, "hello\n", 6, 0640, &e), 0);
-	get(path, buf, sizeof(buf));
+	tu_read(path, buf, sizeof(buf));
 	assert_string_equal(buf, "hello\n");
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0640);
-	assert_int_equal(count_tmp(fx->dir), 0);
+	assert_int_equal(tu_count_names(fx->dir, "*.tmp-*"), 0);
 }
 
 static void
@@ -139,19 +64,19 @@ test_atomic_write_replaces(void **state)
 	mode_t old = umask(077);
 
 	snprintf(path, sizeof(path), "%s/file", fx->dir);
-	put(path, "a much longer old content that must vanish entirely\n");
+	tu_write(path, "a much longer old content that must vanish entirely\n");
 	assert_int_equal(stat(path, &st), 0);
 	before = st.st_ino;
 	assert_int_equal(chom_atomic_write(path, "new", 3, 0644, &e), 0);
 	umask(old);
-	get(path, buf, sizeof(buf));
+	tu_read(path, buf, sizeof(buf));
 	assert_string_equal(buf, "new");
 	assert_int_equal(stat(path, &st), 0);
 	/* A new inode renamed into place, with the mode asked despite umask. */
 	assert_true(st.st_ino != before);
 	assert_int_equal(st.st_size, 3);
 	assert_int_equal(st.st_mode & 07777, 0644);
-	assert_int_equal(count_tmp(fx->dir), 0);
+	assert_int_equal(tu_count_names(fx->dir, "*.tmp-*"), 0);
 }
 
 static void
@@ -175,7 +100,7 @@ test_atomic_write_binary_and_empty(void **state)
 	assert_int_equal(chom_atomic_write(path, "", 0, 0600, &e), 0);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_size, 0);
-	assert_int_equal(count_tmp(fx->dir), 0);
+	assert_int_equal(tu_count_names(fx->dir, "*.tmp-*"), 0);
 }
 
 static void
@@ -208,7 +133,7 @@ test_atomic_symlink_creates_and_replaces(void **state)
 	assert_true(S_ISLNK(st.st_mode));
 	assert_int_equal(chom_readlink(link, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "releases/v2");
-	assert_int_equal(count_tmp(fx->dir), 0);
+	assert_int_equal(tu_count_names(fx->dir, "*.tmp-*"), 0);
 }
 
 static void
@@ -244,14 +169,14 @@ test_atomic_symlink_refuses_directory(void **state)
 	snprintf(link, sizeof(link), "%s/current", fx->dir);
 	snprintf(inside, sizeof(inside), "%s/index.php", link);
 	assert_int_equal(mkdir(link, 0755), 0);
-	put(inside, "<?php\n");
+	tu_write(inside, "<?php\n");
 	assert_int_equal(chom_atomic_symlink("releases/v1", link, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_USAGE);
 	assert_non_null(strstr(e.msg, link));
 	assert_int_equal(lstat(link, &st), 0);
 	assert_true(S_ISDIR(st.st_mode));
 	assert_int_equal(lstat(inside, &st), 0);
-	assert_int_equal(count_tmp(fx->dir), 0);
+	assert_int_equal(tu_count_names(fx->dir, "*.tmp-*"), 0);
 }
 
 static void
@@ -280,7 +205,7 @@ test_atomic_symlink_refuses_file(void **state)
 	struct stat st;
 
 	snprintf(link, sizeof(link), "%s/current", fx->dir);
-	put(link, "x");
+	tu_write(link, "x");
 	assert_int_equal(chom_atomic_symlink("releases/v1", link, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_USAGE);
 	assert_int_equal(lstat(link, &st), 0);
@@ -301,7 +226,7 @@ test_atomic_symlink_stale_tmp(void **state)
 	assert_int_equal(chom_atomic_symlink("fresh", link, &e), 0);
 	assert_int_equal(chom_readlink(link, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "fresh");
-	assert_int_equal(count_tmp(fx->dir), 0);
+	assert_int_equal(tu_count_names(fx->dir, "*.tmp-*"), 0);
 }
 
 static void
@@ -335,7 +260,7 @@ test_mkdir_p_through_file(void **state)
 	char path[128];
 
 	snprintf(path, sizeof(path), "%s/file", fx->dir);
-	put(path, "x");
+	tu_write(path, "x");
 	/* The last component is a file. */
 	assert_int_equal(chom_mkdir_p(path, 0755, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_FAIL);
@@ -377,20 +302,20 @@ test_rmtree_nested_with_symlinks(void **state)
 	snprintf(outside, sizeof(outside), "%s/outside", fx->dir);
 	assert_int_equal(mkdir(outside, 0755), 0);
 	snprintf(p, sizeof(p), "%s/keep.txt", outside);
-	put(p, "precious");
+	tu_write(p, "precious");
 	snprintf(p, sizeof(p), "%s/sub", outside);
 	assert_int_equal(mkdir(p, 0755), 0);
 	snprintf(p, sizeof(p), "%s/sub/deep.txt", outside);
-	put(p, "also precious");
+	tu_write(p, "also precious");
 
 	snprintf(p, sizeof(p), "%s/a/b/c", tree);
 	assert_int_equal(chom_mkdir_p(p, 0755, &e), 0);
 	snprintf(p, sizeof(p), "%s/a/b/c/file", tree);
-	put(p, "1");
+	tu_write(p, "1");
 	snprintf(p, sizeof(p), "%s/a/file", tree);
-	put(p, "2");
+	tu_write(p, "2");
 	snprintf(p, sizeof(p), "%s/top", tree);
-	put(p, "3");
+	tu_write(p, "3");
 	snprintf(p, sizeof(p), "%s/a/b/to-outside", tree);
 	assert_int_equal(symlink(outside, p), 0);
 	snprintf(p, sizeof(p), "%s/rel-to-outside", tree);
@@ -424,7 +349,7 @@ test_rmtree_top_symlink(void **state)
 	snprintf(link, sizeof(link), "%s/link", fx->dir);
 	assert_int_equal(mkdir(outside, 0755), 0);
 	snprintf(p, sizeof(p), "%s/keep.txt", outside);
-	put(p, "precious");
+	tu_write(p, "precious");
 	assert_int_equal(symlink("outside", link), 0);
 	assert_int_equal(chom_rmtree(link, &e), 0);
 	assert_int_equal(lstat(link, &st), -1);
@@ -440,7 +365,7 @@ test_rmtree_file_and_missing(void **state)
 	struct stat st;
 
 	snprintf(p, sizeof(p), "%s/file", fx->dir);
-	put(p, "x");
+	tu_write(p, "x");
 	assert_int_equal(chom_rmtree(p, &e), 0);
 	assert_int_equal(lstat(p, &st), -1);
 	/* A missing path is fine. */
@@ -458,7 +383,7 @@ test_readlink(void **state)
 	snprintf(link, sizeof(link), "%s/l", fx->dir);
 	snprintf(file, sizeof(file), "%s/f", fx->dir);
 	assert_int_equal(symlink("releases/v1", link), 0);
-	put(file, "x");
+	tu_write(file, "x");
 	memset(buf, 'Z', sizeof(buf));
 	assert_int_equal(chom_readlink(link, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "releases/v1");

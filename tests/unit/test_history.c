@@ -7,24 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
-
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
 
 #include "exitcode.h"
 #include "history.h"
 
-#define FAILF(...)                                                             \
-	do {                                                                   \
-		print_message("# ");                                           \
-		print_message(__VA_ARGS__);                                    \
-		print_message("\n");                                           \
-		fail();                                                        \
-	} while (0)
+#include "testutil.h"
 
 struct fixture {
 	char dir[64];
@@ -34,15 +21,10 @@ struct fixture {
 static int
 setup(void **state)
 {
-	struct fixture *fx = calloc(1, sizeof(*fx));
+	struct fixture *fx = TU_FIXTURE_NEW(struct fixture, dir, "history");
 
 	if (!fx)
 		return -1;
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/chom-test-history-XXXXXX");
-	if (!mkdtemp(fx->dir)) {
-		free(fx);
-		return -1;
-	}
 	snprintf(fx->path, sizeof(fx->path), "%s/history", fx->dir);
 	*state = fx;
 	return 0;
@@ -53,9 +35,7 @@ teardown(void **state)
 {
 	struct fixture *fx = *state;
 
-	unlink(fx->path);
-	rmdir(fx->dir);
-	free(fx);
+	tu_fixture_free(fx, fx->dir);
 	unsetenv("SUDO_USER");
 	return 0;
 }
@@ -162,19 +142,17 @@ test_read_skips_bad_lines(void **state)
 	struct chom_history_entry *h;
 	struct chom_err e = { 0 };
 	size_t n;
-	FILE *f = fopen(fx->path, "w");
 
-	assert_non_null(f);
-	fputs("2026-11-27T07:00:00Z\tstage\t-\tv1\troot\n"
-	      "garbage\n"
-	      "\n"
-	      "2026-11-27T07:00:01Z\tswitch\t-\tv1\n" /* 4 fields */
-	      "not-a-time\tswitch\t-\tv1\troot\n"
-	      "2026-11-27T07:00:02Z\tan-action-too-long-to-keep\t-\tv1\troot\n"
-	      "2026-11-27T07:00:03Z\tswitch\t-\tv1\troot\n"
-	      "2026-11-27T07:00:04Z\trollback\tv1\t-\troot", /* no newline */
-	      f);
-	fclose(f);
+	tu_write(
+	    fx->path,
+	    "2026-11-27T07:00:00Z\tstage\t-\tv1\troot\n"
+	    "garbage\n"
+	    "\n"
+	    "2026-11-27T07:00:01Z\tswitch\t-\tv1\n" /* 4 fields */
+	    "not-a-time\tswitch\t-\tv1\troot\n"
+	    "2026-11-27T07:00:02Z\tan-action-too-long-to-keep\t-\tv1\troot\n"
+	    "2026-11-27T07:00:03Z\tswitch\t-\tv1\troot\n"
+	    "2026-11-27T07:00:04Z\trollback\tv1\t-\troot"); /* no newline */
 	assert_int_equal(chom_history_read(fx->path, &h, &n, &e), 0);
 	assert_int_equal(n, 3);
 	assert_string_equal(h[0].action, "stage");
@@ -251,9 +229,9 @@ expect_target(const char *const *lines, const char *current, const char *want)
 	int rc = chom_history_rollback_target(h, n, current, id, sizeof(id));
 
 	if (want && rc != 0)
-		FAILF("no rollback target from %s, want %s", current, want);
+		TU_FAILF("no rollback target from %s, want %s", current, want);
 	if (!want && rc != 1)
-		FAILF("rollback target %s from %s, want none", id, current);
+		TU_FAILF("rollback target %s from %s, want none", id, current);
 	if (want)
 		assert_string_equal(id, want);
 }

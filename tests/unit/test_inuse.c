@@ -4,32 +4,16 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
 
 #include "exitcode.h"
 #include "inuse.h"
 
-#define FAILF(...)                                                             \
-	do {                                                                   \
-		print_message("# ");                                           \
-		print_message(__VA_ARGS__);                                    \
-		print_message("\n");                                           \
-		fail();                                                        \
-	} while (0)
+#include "testutil.h"
 
 struct fixture {
 	char dir[64];
@@ -37,25 +21,12 @@ struct fixture {
 };
 
 static int
-rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	return type == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-static int
 setup(void **state)
 {
-	struct fixture *fx = calloc(1, sizeof(*fx));
+	struct fixture *fx = TU_FIXTURE_NEW(struct fixture, dir, "inuse");
 
-	if (!fx)
-		return -1;
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/chom-test-inuse-XXXXXX");
-	if (!mkdtemp(fx->dir)) {
-		free(fx);
-		return -1;
-	}
 	*state = fx;
-	return 0;
+	return fx ? 0 : -1;
 }
 
 static int
@@ -63,13 +34,8 @@ teardown(void **state)
 {
 	struct fixture *fx = *state;
 
-	if (fx->child > 0) {
-		kill(fx->child, SIGKILL);
-		waitpid(fx->child, NULL, 0);
-	}
-	nftw(fx->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	free(fx);
-	return 0;
+	tu_reap(&fx->child);
+	return tu_fixture_free(fx, fx->dir);
 }
 
 static void
@@ -80,37 +46,35 @@ sub(struct fixture *fx, const char *name, char *buf, size_t size)
 
 enum how { CWD, OPEN_FILE, OPEN_DELETED };
 
+struct use {
+	const char *path;
+	enum how how;
+};
+
+/* Child: uses u->path as u->how says. */
+static int
+use_path(void *arg)
+{
+	const struct use *u = arg;
+	int fd;
+
+	if (u->how == CWD)
+		return chdir(u->path);
+	fd = open(u->path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	if (u->how == OPEN_DELETED && unlink(u->path) < 0)
+		return -1;
+	return 0;
+}
+
 /* A child that uses path as `how` says, then sleeps until killed. */
 static void
 spawn_user(struct fixture *fx, const char *path, enum how how)
 {
-	int ready[2];
-	char c = 0;
+	struct use u = { path, how };
 
-	assert_int_equal(pipe(ready), 0);
-	fx->child = fork();
-	assert_true(fx->child >= 0);
-	if (fx->child == 0) {
-		int fd = -1;
-
-		close(ready[0]);
-		if (how == CWD && chdir(path) < 0)
-			_exit(1);
-		if (how != CWD) {
-			fd = open(path, O_RDONLY);
-			if (fd < 0)
-				_exit(1);
-			if (how == OPEN_DELETED && unlink(path) < 0)
-				_exit(1);
-		}
-		if (write(ready[1], "r", 1) != 1)
-			_exit(1);
-		for (;;)
-			pause();
-	}
-	close(ready[1]);
-	assert_int_equal(read(ready[0], &c, 1), 1);
-	close(ready[0]);
+	tu_spawn(&fx->child, use_path, &u);
 }
 
 static void
@@ -122,7 +86,7 @@ expect_user(struct fixture *fx, const char *dir)
 	int rc = chom_inuse(dir, &pid, comm, sizeof(comm), &e);
 
 	if (rc != 1)
-		FAILF("chom_inuse(%s) = %d (%s), want 1", dir, rc, e.msg);
+		TU_FAILF("chom_inuse(%s) = %d (%s), want 1", dir, rc, e.msg);
 	assert_int_equal(pid, fx->child);
 	/* The child is this test program: its comm is our name. */
 	assert_string_equal(comm, "test_inuse");
@@ -137,8 +101,8 @@ expect_unused(const char *dir)
 	int rc = chom_inuse(dir, &pid, comm, sizeof(comm), &e);
 
 	if (rc != 0)
-		FAILF("chom_inuse(%s) = %d: pid %ld (%s)", dir, rc, (long)pid,
-		      comm);
+		TU_FAILF("chom_inuse(%s) = %d: pid %ld (%s)", dir, rc,
+			 (long)pid, comm);
 }
 
 static void
@@ -210,38 +174,30 @@ test_prefix_is_not_a_parent(void **state)
 	expect_unused(other);
 }
 
+/* A child holding release/NAME open (as how says) uses release. */
 static void
-test_open_file_found(void **state)
+expect_open_file_user(struct fixture *fx, const char *name, enum how how)
 {
-	struct fixture *fx = *state;
 	char rel[128], file[160];
-	FILE *f;
 
 	sub(fx, "release", rel, sizeof(rel));
 	assert_int_equal(mkdir(rel, 0755), 0);
-	snprintf(file, sizeof(file), "%s/app.log", rel);
-	f = fopen(file, "w");
-	assert_non_null(f);
-	fclose(f);
-	spawn_user(fx, file, OPEN_FILE);
+	snprintf(file, sizeof(file), "%s/%s", rel, name);
+	tu_write(file, "");
+	spawn_user(fx, file, how);
 	expect_user(fx, rel);
+}
+
+static void
+test_open_file_found(void **state)
+{
+	expect_open_file_user(*state, "app.log", OPEN_FILE);
 }
 
 static void
 test_open_deleted_file_found(void **state)
 {
-	struct fixture *fx = *state;
-	char rel[128], file[160];
-	FILE *f;
-
-	sub(fx, "release", rel, sizeof(rel));
-	assert_int_equal(mkdir(rel, 0755), 0);
-	snprintf(file, sizeof(file), "%s/cache.bin", rel);
-	f = fopen(file, "w");
-	assert_non_null(f);
-	fclose(f);
-	spawn_user(fx, file, OPEN_DELETED);
-	expect_user(fx, rel);
+	expect_open_file_user(*state, "cache.bin", OPEN_DELETED);
 }
 
 static void
@@ -283,9 +239,7 @@ test_exited_user_gone(void **state)
 	assert_int_equal(mkdir(rel, 0755), 0);
 	spawn_user(fx, rel, CWD);
 	expect_user(fx, rel);
-	kill(fx->child, SIGKILL);
-	waitpid(fx->child, NULL, 0);
-	fx->child = 0;
+	tu_reap(&fx->child);
 	expect_unused(rel);
 }
 

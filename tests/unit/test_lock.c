@@ -4,10 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -15,22 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-
 #include "exitcode.h"
 #include "lock.h"
 
-#define FAILF(...)                                                             \
-	do {                                                                   \
-		print_message("# ");                                           \
-		print_message(__VA_ARGS__);                                    \
-		print_message("\n");                                           \
-		fail();                                                        \
-	} while (0)
+#include "testutil.h"
 
 struct fixture {
 	char dir[64];
@@ -46,12 +31,6 @@ struct report {
 	char msg[1024];
 };
 
-static int
-rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	return type == FTW_DP ? rmdir(path) : unlink(path);
-}
-
 static double
 now(void)
 {
@@ -64,15 +43,10 @@ now(void)
 static int
 setup(void **state)
 {
-	struct fixture *fx = calloc(1, sizeof(*fx));
+	struct fixture *fx = TU_FIXTURE_NEW(struct fixture, dir, "lock");
 
 	if (!fx)
 		return -1;
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/chom-test-lock-XXXXXX");
-	if (!mkdtemp(fx->dir)) {
-		free(fx);
-		return -1;
-	}
 	snprintf(fx->lock, sizeof(fx->lock), "%s/.chom/lock", fx->dir);
 	*state = fx;
 	return 0;
@@ -83,13 +57,8 @@ teardown(void **state)
 {
 	struct fixture *fx = *state;
 
-	if (fx->child > 0) {
-		kill(fx->child, SIGKILL);
-		waitpid(fx->child, NULL, 0);
-	}
-	nftw(fx->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	free(fx);
-	return 0;
+	tu_reap(&fx->child);
+	return tu_fixture_free(fx, fx->dir);
 }
 
 static long
@@ -207,30 +176,38 @@ test_reacquire_after_release(void **state)
 	chom_lock_release(&l);
 }
 
+/* Has a child try the lock with wait_s while this process holds it. */
 static void
-test_child_refused_names_holder(void **state)
+try_while_held(struct fixture *fx, double wait_s, struct report *r)
 {
-	struct fixture *fx = *state;
 	struct chom_lock l;
 	struct chom_err e = { 0 };
-	struct report r;
-	char want[64], host[128] = "";
 	int p[2];
 
 	assert_int_equal(chom_lock_acquire(&l, fx->lock, 0, &e), 0);
 	assert_int_equal(pipe(p), 0);
-	fx->child = try_in_child(fx->lock, 0, l.fd, -1, p[1]);
+	fx->child = try_in_child(fx->lock, wait_s, l.fd, -1, p[1]);
 	assert_true(fx->child > 0);
 	close(p[1]);
-	collect(fx, p[0], &r);
+	collect(fx, p[0], r);
 	close(p[0]);
 	chom_lock_release(&l);
+}
+
+static void
+test_child_refused_names_holder(void **state)
+{
+	struct fixture *fx = *state;
+	struct report r;
+	char want[64], host[128] = "";
+
+	try_while_held(fx, 0, &r);
 
 	assert_int_equal(r.rc, -1);
 	assert_int_equal(r.code, CHOM_EXIT_BUSY);
 	snprintf(want, sizeof(want), "held by pid %ld ", (long)getpid());
 	if (!strstr(r.msg, want))
-		FAILF("\"%s\" does not contain \"%s\"", r.msg, want);
+		TU_FAILF("\"%s\" does not contain \"%s\"", r.msg, want);
 	gethostname(host, sizeof(host) - 1);
 	assert_non_null(strstr(r.msg, host));
 	assert_non_null(strstr(r.msg, fx->lock));
@@ -243,26 +220,16 @@ static void
 test_child_gives_up_waiting(void **state)
 {
 	struct fixture *fx = *state;
-	struct chom_lock l;
-	struct chom_err e = { 0 };
 	struct report r;
 	char want[64];
-	int p[2];
 
-	assert_int_equal(chom_lock_acquire(&l, fx->lock, 0, &e), 0);
-	assert_int_equal(pipe(p), 0);
-	fx->child = try_in_child(fx->lock, 0.3, l.fd, -1, p[1]);
-	assert_true(fx->child > 0);
-	close(p[1]);
-	collect(fx, p[0], &r);
-	close(p[0]);
-	chom_lock_release(&l);
+	try_while_held(fx, 0.3, &r);
 
 	assert_int_equal(r.rc, -1);
 	assert_int_equal(r.code, CHOM_EXIT_BUSY);
 	snprintf(want, sizeof(want), "held by pid %ld ", (long)getpid());
 	if (!strstr(r.msg, want))
-		FAILF("\"%s\" does not contain \"%s\"", r.msg, want);
+		TU_FAILF("\"%s\" does not contain \"%s\"", r.msg, want);
 	assert_non_null(strstr(r.msg, "(gave up waiting)"));
 	assert_true(r.elapsed >= 0.29);
 	assert_true(r.elapsed < 10.0);
@@ -293,7 +260,7 @@ test_child_waits_for_release(void **state)
 	close(p[0]);
 
 	if (r.rc != 0)
-		FAILF("child failed: code %d: %s", r.code, r.msg);
+		TU_FAILF("child failed: code %d: %s", r.code, r.msg);
 	assert_true(r.elapsed >= 0.2);
 	assert_true(r.elapsed < 10.0);
 	/* The new holder wrote its own pid. */
@@ -321,37 +288,27 @@ test_holder_without_text(void **state)
 	assert_int_equal(l.fd, -1);
 }
 
+/* Child: takes the lock at path and keeps it. */
+static int
+hold_lock(void *path)
+{
+	struct chom_lock cl;
+	struct chom_err ce;
+
+	return chom_lock_acquire(&cl, path, 0, &ce) < 0 ? -1 : 0;
+}
+
 static void
 test_dead_holder_frees_lock(void **state)
 {
 	struct fixture *fx = *state;
 	struct chom_lock l;
 	struct chom_err e = { 0 };
-	int ready[2];
-	char c;
 
-	assert_int_equal(pipe(ready), 0);
-	fx->child = fork();
-	assert_true(fx->child >= 0);
-	if (fx->child == 0) {
-		struct chom_lock cl;
-		struct chom_err ce;
-
-		if (chom_lock_acquire(&cl, fx->lock, 0, &ce) < 0)
-			_exit(1);
-		if (write(ready[1], "r", 1) != 1)
-			_exit(1);
-		for (;;)
-			pause();
-	}
-	close(ready[1]);
-	assert_int_equal(read(ready[0], &c, 1), 1);
-	close(ready[0]);
+	tu_spawn(&fx->child, hold_lock, fx->lock);
 	assert_int_equal(chom_lock_acquire(&l, fx->lock, 0, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_BUSY);
-	kill(fx->child, SIGKILL);
-	waitpid(fx->child, NULL, 0);
-	fx->child = 0;
+	tu_reap(&fx->child);
 	/* The kernel dropped the flock with its holder; its text is stale. */
 	assert_int_equal(chom_lock_acquire(&l, fx->lock, 0, &e), 0);
 	assert_int_equal(holder_pid(fx->lock), getpid());
@@ -384,12 +341,9 @@ test_unmakeable_directory(void **state)
 	struct chom_lock l;
 	struct chom_err e = { 0 };
 	char file[128], p[160];
-	FILE *f;
 
 	snprintf(file, sizeof(file), "%s/file", fx->dir);
-	f = fopen(file, "w");
-	assert_non_null(f);
-	fclose(f);
+	tu_write(file, "");
 	snprintf(p, sizeof(p), "%s/sub/lock", file);
 	assert_int_equal(chom_lock_acquire(&l, p, 0, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_FAIL);

@@ -1,20 +1,14 @@
 /* Unit tests for lib/metrics.c: node_exporter textfile collector files. */
-#include <dirent.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
-
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
 
 #include "exitcode.h"
 #include "metrics.h"
+
+#include "testutil.h"
 
 struct fixture {
 	char dir[64];
@@ -24,15 +18,10 @@ struct fixture {
 static int
 setup(void **state)
 {
-	struct fixture *fx = calloc(1, sizeof(*fx));
+	struct fixture *fx = TU_FIXTURE_NEW(struct fixture, dir, "metrics");
 
 	if (!fx)
 		return -1;
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/chom-test-metrics-XXXXXX");
-	if (!mkdtemp(fx->dir)) {
-		free(fx);
-		return -1;
-	}
 	snprintf(fx->prom, sizeof(fx->prom), "%s/chom_switch.prom", fx->dir);
 	*state = fx;
 	return 0;
@@ -42,50 +31,8 @@ static int
 teardown(void **state)
 {
 	struct fixture *fx = *state;
-	struct dirent *d;
-	char p[512];
-	DIR *dir = opendir(fx->dir);
 
-	while (dir && (d = readdir(dir))) {
-		if (d->d_name[0] == '.' &&
-		    (!d->d_name[1] || (d->d_name[1] == '.' && !d->d_name[2])))
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", fx->dir, d->d_name);
-		unlink(p);
-	}
-	if (dir)
-		closedir(dir);
-	rmdir(fx->dir);
-	free(fx);
-	return 0;
-}
-
-static void
-slurp(const char *path, char *buf, size_t size)
-{
-	FILE *f = fopen(path, "r");
-	size_t n;
-
-	assert_non_null(f);
-	n = fread(buf, 1, size - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-}
-
-/* Files in dir other than "." and "..". */
-static int
-count_files(const char *path)
-{
-	DIR *dir = opendir(path);
-	struct dirent *d;
-	int n = 0;
-
-	assert_non_null(dir);
-	while ((d = readdir(dir)))
-		if (strcmp(d->d_name, ".") && strcmp(d->d_name, ".."))
-			n++;
-	closedir(dir);
-	return n;
+	return tu_fixture_free(fx, fx->dir);
 }
 
 static const char text1[] =
@@ -106,12 +53,12 @@ test_write_content_and_mode(void **state)
 	assert_int_equal(chom_metrics_write(fx->dir, "chom_switch", text1, &e),
 			 0);
 	umask(old);
-	slurp(fx->prom, buf, sizeof(buf));
+	tu_read(fx->prom, buf, sizeof(buf));
 	assert_string_equal(buf, text1);
 	assert_int_equal(stat(fx->prom, &st), 0);
 	assert_true(S_ISREG(st.st_mode));
 	assert_int_equal(st.st_mode & 07777, 0644);
-	assert_int_equal(count_files(fx->dir), 1);
+	assert_int_equal(tu_count_names(fx->dir, "*"), 1);
 }
 
 static void
@@ -121,22 +68,19 @@ test_write_replaces(void **state)
 	struct chom_err e = { 0 };
 	char buf[512];
 	struct stat st;
-	FILE *f = fopen(fx->prom, "w");
 
-	assert_non_null(f);
-	fputs("old content, much longer than the new content will be, "
-	      "old content, old content\n",
-	      f);
-	fclose(f);
+	tu_write(fx->prom,
+		 "old content, much longer than the new content will be, "
+		 "old content, old content\n");
 	assert_int_equal(chmod(fx->prom, 0600), 0);
 	assert_int_equal(
 	    chom_metrics_write(fx->dir, "chom_switch", "x 1\n", &e), 0);
-	slurp(fx->prom, buf, sizeof(buf));
+	tu_read(fx->prom, buf, sizeof(buf));
 	assert_string_equal(buf, "x 1\n");
 	assert_int_equal(stat(fx->prom, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0644);
 	/* No temporary file left beside it. */
-	assert_int_equal(count_files(fx->dir), 1);
+	assert_int_equal(tu_count_names(fx->dir, "*"), 1);
 }
 
 static void

@@ -4,7 +4,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,22 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-
 #include "exitcode.h"
 #include "release.h"
 
-#define FAILF(...)                                                             \
-	do {                                                                   \
-		print_message("# ");                                           \
-		print_message(__VA_ARGS__);                                    \
-		print_message("\n");                                           \
-		fail();                                                        \
-	} while (0)
+#include "testutil.h"
 
 struct fixture {
 	char base[64];
@@ -36,29 +23,14 @@ struct fixture {
 };
 
 static int
-rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	return type == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-static int
 setup(void **state)
 {
-	struct fixture *fx = calloc(1, sizeof(*fx));
-	struct chom_err e;
+	struct fixture *fx = TU_FIXTURE_NEW(struct fixture, base, "release");
 
 	if (!fx)
 		return -1;
-	snprintf(fx->base, sizeof(fx->base), "/tmp/chom-test-release-XXXXXX");
-	if (!mkdtemp(fx->base)) {
-		free(fx);
-		return -1;
-	}
 	*state = fx;
-	if (chom_layout_init(&fx->l, fx->base, &e) < 0 ||
-	    chom_layout_prepare(&fx->l, &e) < 0)
-		return -1;
-	return 0;
+	return tu_layout(&fx->l, fx->base);
 }
 
 static int
@@ -66,9 +38,7 @@ teardown(void **state)
 {
 	struct fixture *fx = *state;
 
-	nftw(fx->base, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	free(fx);
-	return 0;
+	return tu_fixture_free(fx, fx->base);
 }
 
 static void
@@ -106,10 +76,10 @@ test_id_valid(void **state)
 
 	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
 		if (!chom_release_id_valid(ok[i]))
-			FAILF("\"%s\" should be a valid ID", ok[i]);
+			TU_FAILF("\"%s\" should be a valid ID", ok[i]);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (chom_release_id_valid(bad[i]))
-			FAILF("\"%s\" should not be a valid ID", bad[i]);
+			TU_FAILF("\"%s\" should not be a valid ID", bad[i]);
 }
 
 static void
@@ -152,12 +122,12 @@ test_id_from_name(void **state)
 		id[0] = '\0';
 		if (chom_release_id_from_name(ok[i].artifact, id, sizeof(id)) !=
 		    0)
-			FAILF("no ID from \"%s\"", ok[i].artifact);
+			TU_FAILF("no ID from \"%s\"", ok[i].artifact);
 		assert_string_equal(id, ok[i].id);
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (chom_release_id_from_name(bad[i], id, sizeof(id)) == 0)
-			FAILF("ID \"%s\" from \"%s\"", id, bad[i]);
+			TU_FAILF("ID \"%s\" from \"%s\"", id, bad[i]);
 	/* A buffer too small is an error, not a truncated ID. */
 	assert_int_equal(chom_release_id_from_name("abcdef.tgz", id, 4), -1);
 	assert_int_equal(chom_release_id_from_name("abc.tgz", id, 4), 0);
@@ -312,7 +282,7 @@ test_link_id_real_directory(void **state)
 	assert_non_null(strstr(e.msg, "not a symlink"));
 	assert_non_null(strstr(e.msg, "directory"));
 	assert_int_equal(rmdir(fx->l.current), 0);
-	close(open(fx->l.current, O_WRONLY | O_CREAT, 0644));
+	tu_write(fx->l.current, "");
 	chom_err_clear(&e);
 	assert_int_equal(
 	    chom_release_link_id(fx->l.current, id, sizeof(id), &e), -1);
@@ -339,8 +309,8 @@ test_link_id_foreign(void **state)
 		chom_err_clear(&e);
 		if (chom_release_link_id(fx->l.current, id, sizeof(id), &e) !=
 		    -1)
-			FAILF("current -> %s taken for release \"%s\"",
-			      targets[i], id);
+			TU_FAILF("current -> %s taken for release \"%s\"",
+				 targets[i], id);
 		assert_int_equal(e.code, CHOM_EXIT_USAGE);
 		assert_non_null(strstr(e.msg, targets[i]));
 	}
@@ -358,9 +328,10 @@ test_link_id_other_base(void **state)
 	assert_int_equal(symlink("/srv/other-site/releases/v1", fx->l.current),
 			 0);
 	if (chom_release_link_id(fx->l.current, id, sizeof(id), &e) != -1)
-		FAILF("current -> /srv/other-site/releases/v1 taken for this "
-		      "base's release \"%s\"",
-		      id);
+		TU_FAILF(
+		    "current -> /srv/other-site/releases/v1 taken for this "
+		    "base's release \"%s\"",
+		    id);
 	assert_int_equal(e.code, CHOM_EXIT_USAGE);
 }
 
@@ -374,21 +345,6 @@ test_link_id_small_buffer(void **state)
 	assert_int_equal(symlink("releases/v1234", fx->l.current), 0);
 	assert_int_equal(
 	    chom_release_link_id(fx->l.current, id, sizeof(id), &e), -1);
-}
-
-/* A history line for "stage ... ID" at when. */
-static void
-staged_at(struct fixture *fx, const char *id, time_t when)
-{
-	char stamp[32];
-	struct tm tm;
-	FILE *f = fopen(fx->l.history, "a");
-
-	assert_non_null(f);
-	gmtime_r(&when, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	fprintf(f, "%s\tstage\t-\t%s\ttester\n", stamp, id);
-	fclose(f);
 }
 
 static void
@@ -419,11 +375,11 @@ test_release_list_order(void **state)
 	mkrel(fx, "v1", 1800000300);
 	mkrel(fx, "v2", 1800000200);
 	mkrel(fx, "v3", 1800000100);
-	staged_at(fx, "v1", 1700000000);
-	staged_at(fx, "v2", 1700000100);
-	staged_at(fx, "v3", 1700000200);
+	tu_history_staged(fx->l.history, "v1", 1700000000);
+	tu_history_staged(fx->l.history, "v2", 1700000100);
+	tu_history_staged(fx->l.history, "v3", 1700000200);
 	/* v1 staged again later: its last staging counts. */
-	staged_at(fx, "v1", 1700000300);
+	tu_history_staged(fx->l.history, "v1", 1700000300);
 	/* No history line: its mtime. */
 	mkrel(fx, "old", 1600000000);
 	/* Same time: by ID, descending. */
@@ -432,7 +388,7 @@ test_release_list_order(void **state)
 	/* Not releases: temporary directories, files, symlinks, bad IDs. */
 	mkrel(fx, ".tmp-v4-123", 1900000000);
 	snprintf(p, sizeof(p), "%s/file", fx->l.releases);
-	close(open(p, O_WRONLY | O_CREAT, 0644));
+	tu_write(p, "");
 	snprintf(p, sizeof(p), "%s/link", fx->l.releases);
 	assert_int_equal(symlink("v1", p), 0);
 	mkrel(fx, "bad name", 1900000000);

@@ -8,22 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
-
 #include "exitcode.h"
 #include "sha256.h"
 
-#define FAILF(...)                                                             \
-	do {                                                                   \
-		print_message("# ");                                           \
-		print_message(__VA_ARGS__);                                    \
-		print_message("\n");                                           \
-		fail();                                                        \
-	} while (0)
+#include "testutil.h"
 
 #define H_EMPTY                                                                \
 	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -44,15 +32,10 @@ struct fixture {
 static int
 setup(void **state)
 {
-	struct fixture *fx = calloc(1, sizeof(*fx));
+	struct fixture *fx = TU_FIXTURE_NEW(struct fixture, dir, "sha256");
 
 	if (!fx)
 		return -1;
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/chom-test-sha256-XXXXXX");
-	if (!mkdtemp(fx->dir)) {
-		free(fx);
-		return -1;
-	}
 	snprintf(fx->sums, sizeof(fx->sums), "%s/SHA256SUMS", fx->dir);
 	*state = fx;
 	return 0;
@@ -62,24 +45,8 @@ static int
 teardown(void **state)
 {
 	struct fixture *fx = *state;
-	char p[160];
 
-	unlink(fx->sums);
-	snprintf(p, sizeof(p), "%s/data", fx->dir);
-	unlink(p);
-	rmdir(fx->dir);
-	free(fx);
-	return 0;
-}
-
-static void
-put(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
+	return tu_fixture_free(fx, fx->dir);
 }
 
 static void
@@ -157,10 +124,10 @@ test_file(void **state)
 	char hex[CHOM_SHA256_HEXLEN + 1], p[160];
 
 	snprintf(p, sizeof(p), "%s/data", fx->dir);
-	put(p, "abc");
+	tu_write(p, "abc");
 	assert_int_equal(chom_sha256_file(p, hex, &e), 0);
 	assert_string_equal(hex, H_ABC);
-	put(p, "");
+	tu_write(p, "");
 	assert_int_equal(chom_sha256_file(p, hex, &e), 0);
 	assert_string_equal(hex, H_EMPTY);
 	unlink(p);
@@ -218,7 +185,7 @@ test_parse_hex_invalid(void **state)
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (chom_sha256_parse_hex(bad[i], out) == 0)
-			FAILF("accepted \"%s\"", bad[i]);
+			TU_FAILF("accepted \"%s\"", bad[i]);
 }
 
 static void
@@ -228,7 +195,8 @@ lookup_ok(const char *sums, const char *name, const char *want)
 	char hex[CHOM_SHA256_HEXLEN + 1] = "";
 
 	if (chom_sha256_lookup(sums, name, hex, &e) != 0)
-		FAILF("lookup of %s failed: %s", name ? name : "(null)", e.msg);
+		TU_FAILF("lookup of %s failed: %s", name ? name : "(null)",
+			 e.msg);
 	assert_string_equal(hex, want);
 }
 
@@ -237,9 +205,10 @@ test_lookup_forms(void **state)
 {
 	struct fixture *fx = *state;
 
-	put(fx->sums, "# made by hand\n"
-		      "\n" D1 "  app-v1.tar.gz\n" D2 " *app-v2.tar.gz\n" D3
-		      "  ./app-v3.tar.gz\n" D4 "  dist/sub/app-v4.tar.gz\n");
+	tu_write(fx->sums,
+		 "# made by hand\n"
+		 "\n" D1 "  app-v1.tar.gz\n" D2 " *app-v2.tar.gz\n" D3
+		 "  ./app-v3.tar.gz\n" D4 "  dist/sub/app-v4.tar.gz\n");
 	lookup_ok(fx->sums, "app-v1.tar.gz", D1);
 	lookup_ok(fx->sums, "app-v2.tar.gz", D2); /* binary mode "*name" */
 	lookup_ok(fx->sums, "app-v3.tar.gz", D3); /* "./name" */
@@ -254,9 +223,9 @@ test_lookup_uppercase_and_crlf(void **state)
 {
 	struct fixture *fx = *state;
 
-	put(fx->sums,
-	    "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F200"
-	    "15AD  abc.txt\r\n" D1 "  other\r\n");
+	tu_write(fx->sums,
+		 "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F200"
+		 "15AD  abc.txt\r\n" D1 "  other\r\n");
 	lookup_ok(fx->sums, "abc.txt", H_ABC);
 	lookup_ok(fx->sums, "other", D1);
 }
@@ -266,7 +235,7 @@ test_lookup_first_match_wins(void **state)
 {
 	struct fixture *fx = *state;
 
-	put(fx->sums, D1 "  a/app.tgz\n" D2 "  b/app.tgz\n");
+	tu_write(fx->sums, D1 "  a/app.tgz\n" D2 "  b/app.tgz\n");
 	lookup_ok(fx->sums, "app.tgz", D1);
 }
 
@@ -277,7 +246,7 @@ test_lookup_missing_entry(void **state)
 	struct chom_err e = { 0 };
 	char hex[CHOM_SHA256_HEXLEN + 1];
 
-	put(fx->sums, D1 "  app-v1.tar.gz\n" D2 "  app-v2.tar.gz\n");
+	tu_write(fx->sums, D1 "  app-v1.tar.gz\n" D2 "  app-v2.tar.gz\n");
 	assert_int_equal(
 	    chom_sha256_lookup(fx->sums, "/x/app-v9.tar.gz", hex, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_FAIL);
@@ -297,9 +266,10 @@ test_lookup_malformed_line(void **state)
 	struct chom_err e = { 0 };
 	char hex[CHOM_SHA256_HEXLEN + 1], want[192];
 
-	put(fx->sums, D1 "  app-v1.tar.gz\n"
-			 "this is not a checksum line at all, is it? no, it is "
-			 "not, not at all\n");
+	tu_write(fx->sums,
+		 D1 "  app-v1.tar.gz\n"
+		    "this is not a checksum line at all, is it? no, it is "
+		    "not, not at all\n");
 	assert_int_equal(chom_sha256_lookup(fx->sums, "app-v1.tar.gz", hex, &e),
 			 -1);
 	assert_int_equal(e.code, CHOM_EXIT_FAIL);
@@ -330,10 +300,10 @@ test_lookup_malformed_variants(void **state)
 	size_t i;
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		put(fx->sums, bad[i]);
+		tu_write(fx->sums, bad[i]);
 		chom_err_clear(&e);
 		if (chom_sha256_lookup(fx->sums, "app", hex, &e) != -1)
-			FAILF("accepted line \"%s\"", bad[i]);
+			TU_FAILF("accepted line \"%s\"", bad[i]);
 		assert_int_equal(e.code, CHOM_EXIT_FAIL);
 		assert_non_null(strstr(e.msg, ":1: not a"));
 	}
@@ -346,13 +316,13 @@ test_lookup_null_name(void **state)
 	struct chom_err e = { 0 };
 	char hex[CHOM_SHA256_HEXLEN + 1];
 
-	put(fx->sums, "# only one\n" D2 "  -\n");
+	tu_write(fx->sums, "# only one\n" D2 "  -\n");
 	lookup_ok(fx->sums, NULL, D2);
-	put(fx->sums, D1 "  a.tgz\n" D2 "  b.tgz\n" D3 "  c.tgz\n");
+	tu_write(fx->sums, D1 "  a.tgz\n" D2 "  b.tgz\n" D3 "  c.tgz\n");
 	assert_int_equal(chom_sha256_lookup(fx->sums, NULL, hex, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_FAIL);
 	assert_non_null(strstr(e.msg, "holds 3 entries"));
-	put(fx->sums, "# nothing\n");
+	tu_write(fx->sums, "# nothing\n");
 	assert_int_equal(chom_sha256_lookup(fx->sums, NULL, hex, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_FAIL);
 	assert_non_null(strstr(e.msg, "holds 0 entries"));

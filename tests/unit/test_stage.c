@@ -3,27 +3,15 @@
  * directories left by dead runs, and whole stagings of small tar.gz
  * artifacts built here with libarchive.
  */
-#include <archive.h>
 #include <archive_entry.h>
-#include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
 
 #include "exitcode.h"
 #include "fsutil.h"
@@ -33,13 +21,7 @@
 #include "sha256.h"
 #include "stage.h"
 
-#define FAILF(...)                                                             \
-	do {                                                                   \
-		print_message("# ");                                           \
-		print_message(__VA_ARGS__);                                    \
-		print_message("\n");                                           \
-		fail();                                                        \
-	} while (0)
+#include "testutil.h"
 
 /* Room for any layout path and a name after it. */
 #define PATHBUF (PATH_MAX + 128)
@@ -54,66 +36,24 @@ struct fixture {
 	pid_t child;
 };
 
-struct ent {
-	const char *name;
-	const char *data; /* NULL: a directory */
-};
-
-static int
-rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	return type == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-static void
-put(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	assert_non_null(f);
-	fputs(text, f);
-	assert_int_equal(fclose(f), 0);
-}
-
-static void
-slurp(const char *path, char *buf, size_t size)
-{
-	FILE *f = fopen(path, "r");
-	size_t n;
-
-	if (!f)
-		FAILF("open %s: %s", path, strerror(errno));
-	n = fread(buf, 1, size - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-}
-
 static int
 setup(void **state)
 {
-	struct fixture *fx = calloc(1, sizeof(*fx));
-	struct chom_err e;
+	struct fixture *fx = TU_FIXTURE_NEW(struct fixture, root, "stage");
 	char p[160];
 
 	if (!fx)
 		return -1;
-	snprintf(fx->root, sizeof(fx->root), "/tmp/chom-test-stage-XXXXXX");
-	if (!mkdtemp(fx->root)) {
-		free(fx);
-		return -1;
-	}
 	*state = fx;
 	snprintf(fx->base, sizeof(fx->base), "%s/base", fx->root);
 	snprintf(fx->outside, sizeof(fx->outside), "%s/outside", fx->root);
 	snprintf(fx->tgz, sizeof(fx->tgz), "%s/a.tar.gz", fx->root);
-	if (mkdir(fx->outside, 0755) < 0 ||
-	    chom_layout_init(&fx->l, fx->base, &e) < 0 ||
-	    chom_layout_prepare(&fx->l, &e) < 0)
+	if (mkdir(fx->outside, 0755) < 0 || tu_layout(&fx->l, fx->base) < 0)
 		return -1;
 	snprintf(fx->releases, sizeof(fx->releases), "%s/releases", fx->base);
 	snprintf(fx->shared, sizeof(fx->shared), "%s/shared", fx->base);
 	snprintf(p, sizeof(p), "%s/keep.txt", fx->outside);
-	put(p, "precious");
+	tu_write(p, "precious");
 	return 0;
 }
 
@@ -122,61 +62,8 @@ teardown(void **state)
 {
 	struct fixture *fx = *state;
 
-	if (fx->child > 0) {
-		kill(fx->child, SIGKILL);
-		waitpid(fx->child, NULL, 0);
-	}
-	nftw(fx->root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	free(fx);
-	return 0;
-}
-
-static void
-make_tgz(const char *path, const struct ent *ents, size_t n)
-{
-	struct archive *a = archive_write_new();
-	size_t i;
-
-	assert_non_null(a);
-	assert_int_equal(archive_write_add_filter_gzip(a), ARCHIVE_OK);
-	assert_int_equal(archive_write_set_format_pax_restricted(a),
-			 ARCHIVE_OK);
-	assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
-	for (i = 0; i < n; i++) {
-		struct archive_entry *ae = archive_entry_new();
-		size_t len = ents[i].data ? strlen(ents[i].data) : 0;
-
-		assert_non_null(ae);
-		archive_entry_set_pathname(ae, ents[i].name);
-		archive_entry_set_filetype(ae,
-					   ents[i].data ? AE_IFREG : AE_IFDIR);
-		archive_entry_set_perm(ae, ents[i].data ? 0644 : 0755);
-		archive_entry_set_size(ae, (la_int64_t)len);
-		assert_true(archive_write_header(a, ae) >= ARCHIVE_WARN);
-		if (len)
-			assert_int_equal(
-			    archive_write_data(a, ents[i].data, len),
-			    (la_ssize_t)len);
-		archive_entry_free(ae);
-	}
-	assert_int_equal(archive_write_close(a), ARCHIVE_OK);
-	archive_write_free(a);
-}
-
-/* Entries of releases/ whose name starts with ".tmp-". */
-static int
-count_tmp(struct fixture *fx)
-{
-	DIR *d = opendir(fx->l.releases);
-	struct dirent *ent;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((ent = readdir(d)))
-		if (!strncmp(ent->d_name, ".tmp-", 5))
-			n++;
-	closedir(d);
-	return n;
+	tu_reap(&fx->child);
+	return tu_fixture_free(fx, fx->root);
 }
 
 static pid_t
@@ -217,18 +104,30 @@ test_check_link(void **state)
 	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		chom_err_clear(&e);
 		if (chom_stage_check_link(ok[i], &e) != 0)
-			FAILF("--link %s refused: %s", ok[i], e.msg);
+			TU_FAILF("--link %s refused: %s", ok[i], e.msg);
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		chom_err_clear(&e);
 		if (chom_stage_check_link(bad[i], &e) != -1)
-			FAILF("--link \"%s\" accepted", bad[i]);
+			TU_FAILF("--link \"%s\" accepted", bad[i]);
 		assert_int_equal(e.code, CHOM_EXIT_USAGE);
 		assert_non_null(strstr(e.msg, "--link"));
 	}
 }
 
 /* ---- chom_stage_clean_stale ---- */
+
+/* Child: once the directory path exists, holds a flock on it. */
+static int
+hold_dir(void *path)
+{
+	int fd;
+
+	/* Until the parent has made it. */
+	while ((fd = open(path, O_RDONLY | O_DIRECTORY)) < 0)
+		usleep(10000);
+	return flock(fd, LOCK_EX);
+}
 
 static void
 test_clean_stale(void **state)
@@ -239,8 +138,7 @@ test_clean_stale(void **state)
 	    rel[256], name[64], p[512];
 	pid_t dead = dead_pid();
 	struct stat st;
-	int ready[2];
-	char c;
+	int ready;
 
 	/* A dead run's directory, with a tree and a symlink out of it. */
 	snprintf(name, sizeof(name), ".tmp-v1-%ld", (long)dead);
@@ -248,7 +146,7 @@ test_clean_stale(void **state)
 	snprintf(p, sizeof(p), "%s/sub", dead_dir);
 	assert_int_equal(mkdir(p, 0755), 0);
 	snprintf(p, sizeof(p), "%s/sub/file", dead_dir);
-	put(p, "x");
+	tu_write(p, "x");
 	snprintf(p, sizeof(p), "%s/sub/out", dead_dir);
 	assert_int_equal(symlink(fx->outside, p), 0);
 	/* What an interrupted prune leaves. */
@@ -259,34 +157,13 @@ test_clean_stale(void **state)
 
 	/* A live run's directory (its pid exists), and one flock'd by a live
 	 * process whatever the pid in its name says. */
-	assert_int_equal(pipe(ready), 0);
-	fx->child = fork();
-	assert_true(fx->child >= 0);
-	if (fx->child == 0) {
-		int fd;
-
-		close(ready[0]);
-		/* Until the parent has made it. */
-		for (;;) {
-			snprintf(p, sizeof(p), "%s/.tmp-v3-%ld", fx->releases,
-				 (long)dead);
-			fd = open(p, O_RDONLY | O_DIRECTORY);
-			if (fd >= 0)
-				break;
-			usleep(10000);
-		}
-		if (flock(fd, LOCK_EX) < 0 || write(ready[1], "r", 1) != 1)
-			_exit(1);
-		for (;;)
-			pause();
-	}
-	close(ready[1]);
+	snprintf(p, sizeof(p), "%s/.tmp-v3-%ld", fx->releases, (long)dead);
+	ready = tu_fork_ready(&fx->child, hold_dir, p);
 	snprintf(name, sizeof(name), ".tmp-v2-%ld", (long)fx->child);
 	mktmp(fx, name, live_dir, sizeof(live_dir));
 	snprintf(name, sizeof(name), ".tmp-v3-%ld", (long)dead);
 	mktmp(fx, name, held_dir, sizeof(held_dir));
-	assert_int_equal(read(ready[0], &c, 1), 1);
-	close(ready[0]);
+	tu_await_ready(ready);
 
 	assert_int_equal(chom_stage_clean_stale(&fx->l, &e), 2);
 	assert_int_equal(lstat(dead_dir, &st), -1);
@@ -298,9 +175,7 @@ test_clean_stale(void **state)
 	assert_int_equal(lstat(p, &st), 0);
 
 	/* Its owner gone, both go. */
-	kill(fx->child, SIGKILL);
-	waitpid(fx->child, NULL, 0);
-	fx->child = 0;
+	tu_reap(&fx->child);
 	assert_int_equal(chom_stage_clean_stale(&fx->l, &e), 2);
 	assert_int_equal(lstat(live_dir, &st), -1);
 	assert_int_equal(lstat(held_dir, &st), -1);
@@ -320,16 +195,20 @@ test_clean_stale_no_releases(void **state)
 
 /* ---- chom_stage ---- */
 
-static const struct ent app_v1[] = {
-	{ "./", NULL },       { "index.php", "<?php echo 'v1';\n" },
-	{ "storage/", NULL }, { "storage/app.txt", "seed from v1\n" },
-	{ "config/", NULL },  { "config/app.ini", "name = app\n" },
+static const struct tu_ent app_v1[] = {
+	{ "./", AE_IFDIR, 0755, NULL },
+	{ "index.php", AE_IFREG, 0644, "<?php echo 'v1';\n" },
+	{ "storage/", AE_IFDIR, 0755, NULL },
+	{ "storage/app.txt", AE_IFREG, 0644, "seed from v1\n" },
+	{ "config/", AE_IFDIR, 0755, NULL },
+	{ "config/app.ini", AE_IFREG, 0644, "name = app\n" },
 };
 
-static const struct ent app_v2[] = {
-	{ "index.php", "<?php echo 'v2';\n" },
-	{ "storage/", NULL },
-	{ "storage/app.txt", "from v2, must not reach shared/\n" },
+static const struct tu_ent app_v2[] = {
+	{ "index.php", AE_IFREG, 0644, "<?php echo 'v2';\n" },
+	{ "storage/", AE_IFDIR, 0755, NULL },
+	{ "storage/app.txt", AE_IFREG, 0644,
+	  "from v2, must not reach shared/\n" },
 };
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -352,22 +231,6 @@ stage(struct fixture *fx, const char *id, const char *sha,
 }
 
 static void
-last_history(struct fixture *fx, const char *action, const char *from,
-	     const char *to)
-{
-	struct chom_history_entry *h;
-	struct chom_err e = { 0 };
-	size_t n;
-
-	assert_int_equal(chom_history_read(fx->l.history, &h, &n, &e), 0);
-	assert_true(n > 0);
-	assert_string_equal(h[n - 1].action, action);
-	assert_string_equal(h[n - 1].from, from);
-	assert_string_equal(h[n - 1].to, to);
-	free(h);
-}
-
-static void
 test_stage_publishes(void **state)
 {
 	struct fixture *fx = *state;
@@ -376,39 +239,34 @@ test_stage_publishes(void **state)
 	char want[PATHBUF], p[PATHBUF], buf[256], sha[CHOM_SHA256_HEXLEN + 1];
 	struct stat st;
 
-	make_tgz(fx->tgz, app_v1, N(app_v1));
+	tu_make_tgz(fx->tgz, app_v1, N(app_v1));
 	assert_int_equal(chom_sha256_file(fx->tgz, sha, &e), 0);
 	if (stage(fx, "v1", NULL, NULL, 0, &r, &e) != 0)
-		FAILF("stage failed: %s", e.msg);
+		TU_FAILF("stage failed: %s", e.msg);
 	snprintf(want, sizeof(want), "%s/releases/v1", fx->base);
 	assert_string_equal(r.path, want);
 	assert_string_equal(r.sha256, sha);
 	assert_int_equal(r.st.entries, 5);
 	assert_int_equal(r.removed_stale, 0);
 	snprintf(p, sizeof(p), "%s/index.php", r.path);
-	slurp(p, buf, sizeof(buf));
+	tu_read(p, buf, sizeof(buf));
 	assert_string_equal(buf, "<?php echo 'v1';\n");
 	assert_int_equal(stat(r.path, &st), 0);
 	assert_true(S_ISDIR(st.st_mode));
 	assert_int_equal(chom_readlink(fx->l.next, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "releases/v1");
-	last_history(fx, "stage", "", "v1");
-	assert_int_equal(count_tmp(fx), 0);
+	tu_expect_last_history(fx->l.history, "stage", "", "v1");
+	assert_int_equal(tu_count_names(fx->l.releases, ".tmp-*"), 0);
 	/* The lock is free again. */
-	{
-		struct chom_lock lk;
-
-		assert_int_equal(chom_lock_acquire(&lk, fx->l.lock, 0, &e), 0);
-		chom_lock_release(&lk);
-	}
+	tu_expect_lock_free(fx->l.lock);
 
 	/* A second release moves next and records where it was. */
-	make_tgz(fx->tgz, app_v2, N(app_v2));
+	tu_make_tgz(fx->tgz, app_v2, N(app_v2));
 	if (stage(fx, "v2", NULL, NULL, 0, &r, &e) != 0)
-		FAILF("stage failed: %s", e.msg);
+		TU_FAILF("stage failed: %s", e.msg);
 	assert_int_equal(chom_readlink(fx->l.next, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "releases/v2");
-	last_history(fx, "stage", "v1", "v2");
+	tu_expect_last_history(fx->l.history, "stage", "v1", "v2");
 }
 
 static void
@@ -420,7 +278,7 @@ test_stage_checksum(void **state)
 	char sha[CHOM_SHA256_HEXLEN + 1], p[PATHBUF];
 	struct stat st;
 
-	make_tgz(fx->tgz, app_v1, N(app_v1));
+	tu_make_tgz(fx->tgz, app_v1, N(app_v1));
 	assert_int_equal(chom_sha256_file(fx->tgz, sha, &e), 0);
 	assert_int_equal(stage(fx, "bad",
 			       "00000000000000000000000000000000"
@@ -433,10 +291,10 @@ test_stage_checksum(void **state)
 	snprintf(p, sizeof(p), "%s/bad", fx->releases);
 	assert_int_equal(lstat(p, &st), -1);
 	assert_int_equal(lstat(fx->l.next, &st), -1);
-	assert_int_equal(count_tmp(fx), 0);
+	assert_int_equal(tu_count_names(fx->l.releases, ".tmp-*"), 0);
 
 	if (stage(fx, "good", sha, NULL, 0, &r, &e) != 0)
-		FAILF("stage with the right digest failed: %s", e.msg);
+		TU_FAILF("stage with the right digest failed: %s", e.msg);
 	assert_string_equal(r.sha256, sha);
 }
 
@@ -448,24 +306,24 @@ test_stage_existing_release(void **state)
 	struct chom_err e = { 0 };
 	char p[PATHBUF], buf[64];
 
-	make_tgz(fx->tgz, app_v1, N(app_v1));
+	tu_make_tgz(fx->tgz, app_v1, N(app_v1));
 	assert_int_equal(stage(fx, "v1", NULL, NULL, 0, &r, &e), 0);
-	make_tgz(fx->tgz, app_v2, N(app_v2));
+	tu_make_tgz(fx->tgz, app_v2, N(app_v2));
 	assert_int_equal(stage(fx, "v1", NULL, NULL, 0, &r, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_FAIL);
 	assert_non_null(strstr(e.msg, "already exists"));
 	snprintf(p, sizeof(p), "%s/v1/index.php", fx->releases);
-	slurp(p, buf, sizeof(buf));
+	tu_read(p, buf, sizeof(buf));
 	assert_string_equal(buf, "<?php echo 'v1';\n");
-	assert_int_equal(count_tmp(fx), 0);
+	assert_int_equal(tu_count_names(fx->l.releases, ".tmp-*"), 0);
 }
 
 static void
 test_stage_refused_archive(void **state)
 {
-	static const struct ent evil[] = {
-		{ "index.php", "x" },
-		{ "../evil", "pwned" },
+	static const struct tu_ent evil[] = {
+		{ "index.php", AE_IFREG, 0644, "x" },
+		{ "../evil", AE_IFREG, 0644, "pwned" },
 	};
 	struct fixture *fx = *state;
 	struct chom_stage_result r;
@@ -473,11 +331,11 @@ test_stage_refused_archive(void **state)
 	char p[PATHBUF];
 	struct stat st;
 
-	make_tgz(fx->tgz, evil, N(evil));
+	tu_make_tgz(fx->tgz, evil, N(evil));
 	assert_int_equal(stage(fx, "v1", NULL, NULL, 0, &r, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_FAIL);
 	assert_non_null(strstr(e.msg, "evil"));
-	assert_int_equal(count_tmp(fx), 0);
+	assert_int_equal(tu_count_names(fx->l.releases, ".tmp-*"), 0);
 	snprintf(p, sizeof(p), "%s/v1", fx->releases);
 	assert_int_equal(lstat(p, &st), -1);
 	snprintf(p, sizeof(p), "%s/evil", fx->releases);
@@ -500,7 +358,7 @@ test_stage_bad_artifact(void **state)
 	o.artifact = fx->outside; /* a directory */
 	assert_int_equal(chom_stage(&o, &r, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_USAGE);
-	assert_int_equal(count_tmp(fx), 0);
+	assert_int_equal(tu_count_names(fx->l.releases, ".tmp-*"), 0);
 }
 
 static void
@@ -513,15 +371,15 @@ test_stage_links(void **state)
 	char p[PATHBUF], buf[256];
 	struct stat st;
 
-	make_tgz(fx->tgz, app_v1, N(app_v1));
+	tu_make_tgz(fx->tgz, app_v1, N(app_v1));
 	if (stage(fx, "v1", NULL, links, 2, &r, &e) != 0)
-		FAILF("stage failed: %s", e.msg);
+		TU_FAILF("stage failed: %s", e.msg);
 	/* Seeded from the first artifact... */
 	snprintf(p, sizeof(p), "%s/storage/app.txt", fx->shared);
-	slurp(p, buf, sizeof(buf));
+	tu_read(p, buf, sizeof(buf));
 	assert_string_equal(buf, "seed from v1\n");
 	snprintf(p, sizeof(p), "%s/config/app.ini", fx->shared);
-	slurp(p, buf, sizeof(buf));
+	tu_read(p, buf, sizeof(buf));
 	assert_string_equal(buf, "name = app\n");
 	/* ...and linked with relative targets that resolve. */
 	snprintf(p, sizeof(p), "%s/storage", r.path);
@@ -533,18 +391,18 @@ test_stage_links(void **state)
 	assert_int_equal(chom_readlink(p, buf, sizeof(buf)), 0);
 	assert_string_equal(buf, "../../../shared/config/app.ini");
 	snprintf(p, sizeof(p), "%s/storage/app.txt", r.path);
-	slurp(p, buf, sizeof(buf));
+	tu_read(p, buf, sizeof(buf));
 	assert_string_equal(buf, "seed from v1\n");
 
 	/* The next release's copy is dropped: shared/ wins. */
-	make_tgz(fx->tgz, app_v2, N(app_v2));
+	tu_make_tgz(fx->tgz, app_v2, N(app_v2));
 	if (stage(fx, "v2", NULL, links, 1, &r, &e) != 0)
-		FAILF("stage failed: %s", e.msg);
+		TU_FAILF("stage failed: %s", e.msg);
 	snprintf(p, sizeof(p), "%s/storage/app.txt", r.path);
-	slurp(p, buf, sizeof(buf));
+	tu_read(p, buf, sizeof(buf));
 	assert_string_equal(buf, "seed from v1\n");
 	snprintf(p, sizeof(p), "%s/storage/app.txt", fx->shared);
-	slurp(p, buf, sizeof(buf));
+	tu_read(p, buf, sizeof(buf));
 	assert_string_equal(buf, "seed from v1\n");
 }
 
@@ -558,13 +416,13 @@ test_stage_link_missing(void **state)
 	char p[PATHBUF];
 	struct stat st;
 
-	make_tgz(fx->tgz, app_v1, N(app_v1));
+	tu_make_tgz(fx->tgz, app_v1, N(app_v1));
 	assert_int_equal(stage(fx, "v1", NULL, links, 1, &r, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_FAIL);
 	assert_non_null(strstr(e.msg, "nowhere"));
 	snprintf(p, sizeof(p), "%s/v1", fx->releases);
 	assert_int_equal(lstat(p, &st), -1);
-	assert_int_equal(count_tmp(fx), 0);
+	assert_int_equal(tu_count_names(fx->l.releases, ".tmp-*"), 0);
 }
 
 static void
@@ -578,7 +436,7 @@ test_stage_removes_stale(void **state)
 
 	snprintf(name, sizeof(name), ".tmp-v0-%ld", (long)dead_pid());
 	mktmp(fx, name, dir, sizeof(dir));
-	make_tgz(fx->tgz, app_v1, N(app_v1));
+	tu_make_tgz(fx->tgz, app_v1, N(app_v1));
 	assert_int_equal(stage(fx, "v1", NULL, NULL, 0, &r, &e), 0);
 	assert_int_equal(r.removed_stale, 1);
 	assert_int_equal(lstat(dir, &st), -1);
@@ -594,7 +452,7 @@ test_stage_lock_held(void **state)
 	char p[PATHBUF];
 	struct stat st;
 
-	make_tgz(fx->tgz, app_v1, N(app_v1));
+	tu_make_tgz(fx->tgz, app_v1, N(app_v1));
 	assert_int_equal(chom_lock_acquire(&lk, fx->l.lock, 0, &e), 0);
 	assert_int_equal(stage(fx, "v1", NULL, NULL, 0, &r, &e), -1);
 	chom_lock_release(&lk);
@@ -602,7 +460,7 @@ test_stage_lock_held(void **state)
 	snprintf(p, sizeof(p), "%s/v1", fx->releases);
 	assert_int_equal(lstat(p, &st), -1);
 	assert_int_equal(lstat(fx->l.next, &st), -1);
-	assert_int_equal(count_tmp(fx), 0);
+	assert_int_equal(tu_count_names(fx->l.releases, ".tmp-*"), 0);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)

@@ -2,10 +2,7 @@
  * Unit tests for lib/switch.c: switching current to an ID, to next, back
  * by --rollback, reverting after a failed --exec, listing and pruning.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,15 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <cmocka.h>
 
 #include "exitcode.h"
 #include "fsutil.h"
@@ -30,13 +20,7 @@
 #include "release.h"
 #include "switch.h"
 
-#define FAILF(...)                                                             \
-	do {                                                                   \
-		print_message("# ");                                           \
-		print_message(__VA_ARGS__);                                    \
-		print_message("\n");                                           \
-		fail();                                                        \
-	} while (0)
+#include "testutil.h"
 
 struct fixture {
 	char root[64];
@@ -50,34 +34,19 @@ struct fixture {
 };
 
 static int
-rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	return type == FTW_DP ? rmdir(path) : unlink(path);
-}
-
-static int
 setup(void **state)
 {
-	struct fixture *fx = calloc(1, sizeof(*fx));
-	struct chom_err e;
+	struct fixture *fx = TU_FIXTURE_NEW(struct fixture, root, "switch");
 
 	if (!fx)
 		return -1;
-	snprintf(fx->root, sizeof(fx->root), "/tmp/chom-test-switch-XXXXXX");
-	if (!mkdtemp(fx->root)) {
-		free(fx);
-		return -1;
-	}
 	*state = fx;
 	snprintf(fx->base, sizeof(fx->base), "%s/base", fx->root);
 	snprintf(fx->releases, sizeof(fx->releases), "%s/releases", fx->base);
 	snprintf(fx->current, sizeof(fx->current), "%s/current", fx->base);
 	snprintf(fx->next, sizeof(fx->next), "%s/next", fx->base);
 	fx->clock = 1790000000;
-	if (chom_layout_init(&fx->l, fx->base, &e) < 0 ||
-	    chom_layout_prepare(&fx->l, &e) < 0)
-		return -1;
-	return 0;
+	return tu_layout(&fx->l, fx->base);
 }
 
 static int
@@ -85,37 +54,23 @@ teardown(void **state)
 {
 	struct fixture *fx = *state;
 
-	if (fx->child > 0) {
-		kill(fx->child, SIGKILL);
-		waitpid(fx->child, NULL, 0);
-	}
-	nftw(fx->root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	free(fx);
-	return 0;
+	tu_reap(&fx->child);
+	return tu_fixture_free(fx, fx->root);
 }
 
 /* releases/ID with a file in it, staged one minute after the last one. */
 static void
 mkrel(struct fixture *fx, const char *id)
 {
-	char p[256], stamp[32];
-	struct tm tm;
-	FILE *f;
+	char p[256], text[128];
 
 	snprintf(p, sizeof(p), "%s/%s", fx->releases, id);
 	assert_int_equal(mkdir(p, 0755), 0);
 	snprintf(p, sizeof(p), "%s/%s/index.php", fx->releases, id);
-	f = fopen(p, "w");
-	assert_non_null(f);
-	fprintf(f, "<?php echo '%s';\n", id);
-	fclose(f);
+	snprintf(text, sizeof(text), "<?php echo '%s';\n", id);
+	tu_write(p, text);
 	fx->clock += 60;
-	gmtime_r(&fx->clock, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
-	f = fopen(fx->l.history, "a");
-	assert_non_null(f);
-	fprintf(f, "%s\tstage\t-\t%s\ttester\n", stamp, id);
-	fclose(f);
+	tu_history_staged(fx->l.history, id, fx->clock);
 }
 
 static void
@@ -151,7 +106,7 @@ sw_ok(struct fixture *fx, const char *id)
 	struct chom_err e;
 
 	if (sw(fx, CHOM_SWITCH_ID, id, NULL, &r, &e) != 0)
-		FAILF("switch to %s failed: %s", id, e.msg);
+		TU_FAILF("switch to %s failed: %s", id, e.msg);
 }
 
 /* current's target, "" when there is no current. */
@@ -167,7 +122,7 @@ expect_current(struct fixture *fx, const char *id)
 		return;
 	}
 	if (chom_readlink(fx->current, buf, sizeof(buf)) < 0)
-		FAILF("readlink %s: %s", fx->current, strerror(errno));
+		TU_FAILF("readlink %s: %s", fx->current, strerror(errno));
 	snprintf(want, sizeof(want), "releases/%s", id);
 	assert_string_equal(buf, want);
 }
@@ -182,40 +137,6 @@ history_len(struct fixture *fx)
 	assert_int_equal(chom_history_read(fx->l.history, &h, &n, &e), 0);
 	free(h);
 	return n;
-}
-
-static void
-last_history(struct fixture *fx, const char *action, const char *from,
-	     const char *to)
-{
-	struct chom_history_entry *h;
-	struct chom_err e = { 0 };
-	size_t n;
-
-	assert_int_equal(chom_history_read(fx->l.history, &h, &n, &e), 0);
-	assert_true(n > 0);
-	if (strcmp(h[n - 1].action, action) || strcmp(h[n - 1].from, from) ||
-	    strcmp(h[n - 1].to, to)) {
-		char got[256];
-
-		snprintf(got, sizeof(got), "%s %s %s", h[n - 1].action,
-			 h[n - 1].from, h[n - 1].to);
-		free(h);
-		FAILF("last history line \"%s\", want \"%s %s %s\"", got,
-		      action, from, to);
-	}
-	free(h);
-}
-
-static void
-expect_lock_free(struct fixture *fx)
-{
-	struct chom_lock lk;
-	struct chom_err e = { 0 };
-
-	if (chom_lock_acquire(&lk, fx->l.lock, 0, &e) != 0)
-		FAILF("the lock is still held: %s", e.msg);
-	chom_lock_release(&lk);
 }
 
 /* ---- chom_switch ---- */
@@ -239,15 +160,15 @@ test_switch_to_id(void **state)
 	assert_false(r.reverted);
 	assert_true(r.seconds >= 0 && r.seconds < 60);
 	expect_current(fx, "v1");
-	last_history(fx, "switch", "", "v1");
+	tu_expect_last_history(fx->l.history, "switch", "", "v1");
 
 	assert_int_equal(sw(fx, CHOM_SWITCH_ID, "v2", NULL, &r, &e), 0);
 	assert_string_equal(r.from, "v1");
 	assert_string_equal(r.to, "v2");
 	assert_true(r.changed);
 	expect_current(fx, "v2");
-	last_history(fx, "switch", "v1", "v2");
-	expect_lock_free(fx);
+	tu_expect_last_history(fx->l.history, "switch", "v1", "v2");
+	tu_expect_lock_free(fx->l.lock);
 }
 
 static void
@@ -288,7 +209,7 @@ test_switch_next(void **state)
 	expect_current(fx, "v2");
 	/* next is used up. */
 	assert_int_equal(lstat(fx->next, &st), -1);
-	last_history(fx, "switch", "v1", "v2");
+	tu_expect_last_history(fx->l.history, "switch", "v1", "v2");
 
 	assert_int_equal(sw(fx, CHOM_SWITCH_NEXT, NULL, NULL, &r, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_FAIL);
@@ -337,7 +258,7 @@ test_switch_rollback(void **state)
 	assert_string_equal(r.from, "v3");
 	assert_string_equal(r.to, "v2");
 	expect_current(fx, "v2");
-	last_history(fx, "rollback", "v3", "v2");
+	tu_expect_last_history(fx->l.history, "rollback", "v3", "v2");
 
 	assert_int_equal(sw(fx, CHOM_SWITCH_ROLLBACK, NULL, NULL, &r, &e), 0);
 	assert_string_equal(r.to, "v1");
@@ -396,8 +317,8 @@ test_exec_false_reverts(void **state)
 	assert_int_equal(r.exec_status, 1);
 	assert_non_null(strstr(e.msg, "switched back to v1"));
 	expect_current(fx, "v1");
-	last_history(fx, "revert", "v2", "v1");
-	expect_lock_free(fx);
+	tu_expect_last_history(fx->l.history, "revert", "v2", "v1");
+	tu_expect_lock_free(fx->l.lock);
 
 	/* The revert popped v2: there is nothing to roll back to. */
 	assert_int_equal(sw(fx, CHOM_SWITCH_ROLLBACK, NULL, NULL, &r, &e), -1);
@@ -419,7 +340,7 @@ test_exec_fails_first_deploy(void **state)
 	assert_int_equal(r.exec_status, 3);
 	assert_non_null(strstr(e.msg, "nothing"));
 	expect_current(fx, "");
-	last_history(fx, "revert", "v1", "");
+	tu_expect_last_history(fx->l.history, "revert", "v1", "");
 }
 
 static void
@@ -476,7 +397,7 @@ test_exec_environment(void **state)
 	    "test \"$(readlink \"$CHOM_BASE/current\")\" = releases/v2",
 	    fx->base, fx->releases);
 	if (sw(fx, CHOM_SWITCH_ID, "v2", cmd, &r, &e) != 0)
-		FAILF("--exec saw the wrong environment: %s", e.msg);
+		TU_FAILF("--exec saw the wrong environment: %s", e.msg);
 	assert_int_equal(r.exec_status, 0);
 	assert_false(r.reverted);
 	expect_current(fx, "v2");
@@ -521,7 +442,7 @@ test_rollback_exec_fails(void **state)
 	assert_int_equal(e.code, CHOM_EXIT_FAIL);
 	assert_true(r.reverted);
 	expect_current(fx, "v3");
-	last_history(fx, "revert", "v2", "v3");
+	tu_expect_last_history(fx->l.history, "revert", "v2", "v3");
 	/* The failed rollback is undone: the next one goes to v2 again. */
 	assert_int_equal(sw(fx, CHOM_SWITCH_ROLLBACK, NULL, NULL, &r, &e), 0);
 	assert_string_equal(r.to, "v2");
@@ -570,7 +491,7 @@ test_stop_during_exec(void **state)
 	assert_true(r.reverted);
 	assert_non_null(strstr(e.msg, "interrupted"));
 	expect_current(fx, "v1");
-	last_history(fx, "revert", "v2", "v1");
+	tu_expect_last_history(fx->l.history, "revert", "v2", "v1");
 	/* Not up: a command that succeeds keeps the switch. */
 	assert_int_equal(sw_stop(fx, "v2", "true", &r, &e), 0);
 	expect_current(fx, "v2");
@@ -612,7 +533,7 @@ test_signal_during_exec(void **state)
 	assert_true(r.reverted);
 	assert_true(secs < 10);
 	expect_current(fx, "v1");
-	expect_lock_free(fx);
+	tu_expect_lock_free(fx->l.lock);
 }
 
 static void
@@ -632,9 +553,9 @@ test_exec_revert_fails(void **state)
 	assert_int_equal(e.code, CHOM_EXIT_UNSAFE);
 	assert_false(r.reverted);
 	if (!strstr(e.msg, "v2 is live"))
-		FAILF("\"%s\" does not name the live release", e.msg);
+		TU_FAILF("\"%s\" does not name the live release", e.msg);
 	expect_current(fx, "v2");
-	expect_lock_free(fx);
+	tu_expect_lock_free(fx->l.lock);
 }
 
 static void
@@ -653,7 +574,7 @@ test_exec_runs_under_lock(void **state)
 		 "! flock -n '%s/.chom/lock' true",
 		 fx->base);
 	if (sw(fx, CHOM_SWITCH_ID, "v1", cmd, &r, &e) != 0)
-		FAILF("the lock was free while --exec ran: %s", e.msg);
+		TU_FAILF("the lock was free while --exec ran: %s", e.msg);
 	expect_current(fx, "v1");
 }
 
@@ -676,7 +597,7 @@ test_missing_release(void **state)
 	assert_int_equal(history_len(fx), n);
 	/* A file, or a symlink to a directory, is not a release either. */
 	snprintf(p, sizeof(p), "%s/file", fx->releases);
-	close(open(p, O_WRONLY | O_CREAT, 0644));
+	tu_write(p, "");
 	assert_int_equal(sw(fx, CHOM_SWITCH_ID, "file", NULL, &r, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_FAIL);
 	snprintf(p, sizeof(p), "%s/alias", fx->releases);
@@ -684,7 +605,7 @@ test_missing_release(void **state)
 	assert_int_equal(sw(fx, CHOM_SWITCH_ID, "alias", NULL, &r, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_FAIL);
 	expect_current(fx, "v1");
-	expect_lock_free(fx);
+	tu_expect_lock_free(fx->l.lock);
 }
 
 static void
@@ -699,7 +620,7 @@ test_current_is_directory(void **state)
 	mkrel(fx, "v1");
 	assert_int_equal(mkdir(fx->current, 0755), 0);
 	snprintf(p, sizeof(p), "%s/index.php", fx->current);
-	close(open(p, O_WRONLY | O_CREAT, 0644));
+	tu_write(p, "");
 	assert_int_equal(sw(fx, CHOM_SWITCH_ID, "v1", NULL, &r, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_USAGE);
 	assert_int_equal(lstat(fx->current, &st), 0);
@@ -737,8 +658,6 @@ test_metrics(void **state)
 	};
 	char dir[128], prom[192], buf[1024];
 	struct stat st;
-	FILE *f;
-	size_t n;
 
 	snprintf(dir, sizeof(dir), "%s/metrics", fx->root);
 	snprintf(prom, sizeof(prom), "%s/chom_switch.prom", dir);
@@ -746,12 +665,8 @@ test_metrics(void **state)
 	o.metrics_dir = dir;
 	mkrel(fx, "v2");
 	if (chom_switch(&o, &r, &e) != 0)
-		FAILF("switch failed: %s", e.msg);
-	f = fopen(prom, "r");
-	assert_non_null(f);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
+		TU_FAILF("switch failed: %s", e.msg);
+	tu_read(prom, buf, sizeof(buf));
 	assert_non_null(strstr(buf, "chom_release_info{release=\"v2\"} 1\n"));
 	assert_non_null(strstr(buf, "\nchom_switch_timestamp_seconds "));
 	assert_int_equal(stat(prom, &st), 0);
@@ -767,9 +682,9 @@ expect_marks(const struct chom_release_info *v, size_t n, size_t i,
 	assert_true(i < n);
 	assert_string_equal(v[i].rel.id, id);
 	if (v[i].current != cur || v[i].previous != prev || v[i].next != nxt)
-		FAILF("%s marked current=%d previous=%d next=%d, want %d %d %d",
-		      id, v[i].current, v[i].previous, v[i].next, cur, prev,
-		      nxt);
+		TU_FAILF(
+		    "%s marked current=%d previous=%d next=%d, want %d %d %d",
+		    id, v[i].current, v[i].previous, v[i].next, cur, prev, nxt);
 }
 
 static void
@@ -835,21 +750,6 @@ rel_exists(struct fixture *fx, const char *id)
 	return lstat(p, &st) == 0;
 }
 
-static int
-count_tmp(struct fixture *fx)
-{
-	DIR *d = opendir(fx->releases);
-	struct dirent *ent;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((ent = readdir(d)))
-		if (!strncmp(ent->d_name, ".tmp-", 5))
-			n++;
-	closedir(d);
-	return n;
-}
-
 static void
 expect_item(const struct chom_prune_item *it, size_t n, size_t i,
 	    const char *id, bool removed, const char *why)
@@ -857,7 +757,7 @@ expect_item(const struct chom_prune_item *it, size_t n, size_t i,
 	assert_true(i < n);
 	assert_string_equal(it[i].id, id);
 	if (it[i].removed != removed)
-		FAILF("%s removed=%d, want %d", id, it[i].removed, removed);
+		TU_FAILF("%s removed=%d, want %d", id, it[i].removed, removed);
 	if (why)
 		assert_string_equal(it[i].why ? it[i].why : "(null)", why);
 	else
@@ -891,7 +791,7 @@ test_prune_keeps(void **state)
 
 	six(fx);
 	if (chom_switch_prune(&fx->l, 2, false, 0, &it, &n, &e) != 0)
-		FAILF("prune failed: %s", e.msg);
+		TU_FAILF("prune failed: %s", e.msg);
 	assert_int_equal(n, 6);
 	expect_item(it, n, 0, "v6", false, "next");
 	expect_item(it, n, 1, "v5", false, "newest");
@@ -906,7 +806,7 @@ test_prune_keeps(void **state)
 	assert_true(rel_exists(fx, "v3"));
 	assert_true(rel_exists(fx, "v2"));
 	assert_false(rel_exists(fx, "v1"));
-	assert_int_equal(count_tmp(fx), 0);
+	assert_int_equal(tu_count_names(fx->releases, ".tmp-*"), 0);
 	expect_current(fx, "v3");
 	/* A prune line per removal, FROM being the release removed. */
 	assert_int_equal(chom_history_read(fx->l.history, &h, &nh, &e), 0);
@@ -917,7 +817,7 @@ test_prune_keeps(void **state)
 	assert_string_equal(h[nh - 1].action, "prune");
 	assert_string_equal(h[nh - 1].from, "v1");
 	free(h);
-	expect_lock_free(fx);
+	tu_expect_lock_free(fx->l.lock);
 
 	/* The rollback target survived: a rollback still works. */
 	{
@@ -949,30 +849,25 @@ test_prune_keep_zero(void **state)
 	assert_true(rel_exists(fx, "v2"));
 }
 
+/* Child: works in the directory path. */
+static int
+enter_dir(void *path)
+{
+	return chdir(path);
+}
+
 static void
 test_prune_in_use(void **state)
 {
 	struct fixture *fx = *state;
 	struct chom_prune_item *it;
 	struct chom_err e = { 0 };
-	char p[256], want[64], c;
+	char p[256], want[64];
 	size_t n;
-	int ready[2];
 
 	six(fx);
 	snprintf(p, sizeof(p), "%s/v1", fx->releases);
-	assert_int_equal(pipe(ready), 0);
-	fx->child = fork();
-	assert_true(fx->child >= 0);
-	if (fx->child == 0) {
-		if (chdir(p) < 0 || write(ready[1], "r", 1) != 1)
-			_exit(1);
-		for (;;)
-			pause();
-	}
-	close(ready[1]);
-	assert_int_equal(read(ready[0], &c, 1), 1);
-	close(ready[0]);
+	tu_spawn(&fx->child, enter_dir, p);
 
 	assert_int_equal(chom_switch_prune(&fx->l, 2, false, 0, &it, &n, &e),
 			 0);
@@ -989,7 +884,7 @@ test_prune_in_use(void **state)
 	expect_item(it, n, 4, "v1", true, NULL);
 	free(it);
 	assert_false(rel_exists(fx, "v1"));
-	assert_int_equal(count_tmp(fx), 0);
+	assert_int_equal(tu_count_names(fx->releases, ".tmp-*"), 0);
 }
 
 static void
