@@ -16,7 +16,7 @@ BINDIR   = $(PREFIX)/bin
 MANDIR   = $(PREFIX)/share/man
 B       ?= .
 
-TOOLS    = chom-stage chom-switch
+TOOLS    = chom-stage chom-switch chom-health
 LIBSRC   = $(wildcard lib/*.c)
 LIBOBJ   = $(LIBSRC:%.c=$(B)/%.o)
 UNITSRC  = $(wildcard tests/unit/test_*.c)
@@ -30,7 +30,7 @@ CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-unused-parameter
 XCFLAGS  = -std=c11 -D_GNU_SOURCE -DCHOM_VERSION='"$(VERSION)"' -Ilib $(WARN)
-PKGS     = libarchive libcrypto jansson inih
+PKGS     = libarchive libcrypto jansson inih libcurl
 LDLIBS   = $(shell pkg-config --libs $(PKGS))
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer \
            -fno-sanitize-recover=undefined
@@ -48,10 +48,16 @@ $(B)/%.o: %.c lib/*.h
 $(TOOLBIN): %: %.o $(B)/lib/libchom.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(B)/lib/libchom.a $(LDLIBS)
 
-$(B)/tests/unit/test_%: tests/unit/test_%.c $(B)/lib/libchom.a
+# Each test program: its module's tests, the shared fixtures, the library.
+$(B)/tests/unit/test_%: tests/unit/test_%.c $(B)/tests/unit/testutil.o \
+    $(B)/lib/libchom.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(XCFLAGS) $(LDFLAGS) -o $@ $< $(B)/lib/libchom.a \
-	    $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(XCFLAGS) $(LDFLAGS) -o $@ $< \
+	    $(B)/tests/unit/testutil.o $(B)/lib/libchom.a $(LDLIBS) -lcmocka
+
+$(B)/tests/unit/testutil.o: tests/unit/testutil.c tests/unit/testutil.h lib/*.h
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(XCFLAGS) -c -o $@ $<
 
 units: $(UNITBIN)
 
@@ -92,7 +98,7 @@ uninstall:
 
 clean:
 	rm -rf build lib/*.o lib/libchom.a chom-*/*.o $(TOOLBIN) \
-	    $(UNITSRC:%.c=%)
+	    $(UNITSRC:%.c=%) tests/unit/*.o
 
 .PHONY: all units deps check demo bench lint install uninstall clean
 .SECONDARY:
