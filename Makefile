@@ -31,7 +31,7 @@ WARN     = -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-unused-parameter
 XCFLAGS  = -std=c11 -D_GNU_SOURCE -DCHOM_VERSION='"$(VERSION)"' -Ilib $(WARN)
 PKGS     = libarchive libcrypto jansson inih libcurl
-LDLIBS   = $(shell pkg-config --libs $(PKGS))
+LDLIBS   = $(shell pkg-config --libs $(PKGS)) -lm
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer \
            -fno-sanitize-recover=undefined
 

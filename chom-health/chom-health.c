@@ -1,5 +1,6 @@
 /* chom-health: check that services answer correctly, concurrently. */
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -359,8 +360,8 @@ report(const struct chom_target *v, size_t n, int json)
 			chom_json_line(json_pack(
 			    "{s:s, s:b, s:I, s:f, s:i, s:s}", "target", t->url,
 			    "ok", t->ok, "status", (json_int_t)t->status,
-			    "latency_ms", t->latency_ms, "attempts",
-			    t->attempts, "reason", t->reason));
+			    "latency_ms", round(t->latency_ms * 10) / 10,
+			    "attempts", t->attempts, "reason", t->reason));
 			continue;
 		}
 		printf("%-4s  %-*s  %3s  %6.0f ms  %s\n", t->ok ? "ok" : "FAIL",
