@@ -157,7 +157,8 @@ chom_print_version(void)
 void
 chom_json_line(json_t *obj)
 {
-	json_dumpf(obj, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_dumpf(obj, stdout,
+		   JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
 	fputc('\n', stdout);
 	json_decref(obj);
 }
