@@ -78,6 +78,7 @@ demo: deps
 bench: deps
 	$(MAKE) all
 	bench/stage.sh .
+	bench/health.sh .
 
 lint:
 	clang-format --dry-run --Werror $(wildcard lib/*.[ch] chom-*/*.c tests/unit/*.c)

@@ -364,9 +364,9 @@ report(const struct chom_target *v, size_t n, int json)
 			    "attempts", t->attempts, "reason", t->reason));
 			continue;
 		}
-		printf("%-4s  %-*s  %3s  %6.0f ms  %s\n", t->ok ? "ok" : "FAIL",
+		printf("%-4s  %-*s  %3s  %6.0f ms%s%s\n", t->ok ? "ok" : "FAIL",
 		       (int)w, t->url, kind_code(t, code, sizeof(code)),
-		       t->latency_ms, t->reason);
+		       t->latency_ms, t->reason[0] ? "  " : "", t->reason);
 	}
 }
 
@@ -448,14 +448,13 @@ main(int argc, char **argv)
 	double d;
 
 	chom_cli_init("chom-health");
-	/* The config file first, so that options given override it. */
-	for (i = 1; i < (size_t)argc; i++)
-		if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) &&
-		    i + 1 < (size_t)argc)
-			o.config = argv[i + 1];
-		else if (!strncmp(argv[i], "--config=", 9))
-			o.config = argv[i] + 9;
 	opterr = 0;
+	/* A first pass finds -c in any spelling getopt accepts: the file is
+	 * read before the options, which override it. */
+	while ((c = getopt_long(argc, argv, ":f:c:H:qv", longopts, NULL)) != -1)
+		if (c == 'c')
+			o.config = optarg;
+	optind = 0;
 	first = 1;
 	while ((c = getopt_long(argc, argv, ":f:c:H:qv", longopts, NULL)) !=
 	       -1) {

@@ -353,6 +353,9 @@ http_start(struct run *r, CURLM *multi)
 	r->easy = curl_easy_init();
 	if (!r->easy)
 		return -1;
+	/* Nothing of an earlier attempt's body may pass for this one's. */
+	free(r->body);
+	r->body = NULL;
 	r->blen = 0;
 	r->errbuf[0] = '\0';
 	for (i = 0; i < t->nheaders; i++)
