@@ -1,0 +1,45 @@
+/*
+ * A byte sink: one stage of a streaming pipeline such as dump -> compress
+ * -> encrypt -> hash -> file. Each stage writes what it makes into the next
+ * one, so a pipeline is built back to front and memory stays bounded by
+ * each stage's own buffers.
+ */
+#ifndef CHOM_SINK_H
+#define CHOM_SINK_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+struct chom_sink {
+	/* Takes len bytes; -1 with e set on failure. */
+	int (*write)(struct chom_sink *s, const void *buf, size_t len,
+		     struct chom_err *e);
+	/* Flushes and finishes this stage, then closes the next one. */
+	int (*close)(struct chom_sink *s, struct chom_err *e);
+	/* Releases this stage and the ones after it without finishing them
+	 * (after a failure, or after close). */
+	void (*free)(struct chom_sink *s);
+};
+
+static inline int
+chom_sink_write(struct chom_sink *s, const void *buf, size_t len,
+		struct chom_err *e)
+{
+	return s->write(s, buf, len, e);
+}
+
+static inline int
+chom_sink_close(struct chom_sink *s, struct chom_err *e)
+{
+	return s->close(s, e);
+}
+
+static inline void
+chom_sink_free(struct chom_sink *s)
+{
+	if (s)
+		s->free(s);
+}
+
+#endif
