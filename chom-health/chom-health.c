@@ -56,11 +56,11 @@ usage(void)
 	    "      --summary FILE       append a Markdown table (default "
 	    "$GITHUB_STEP_SUMMARY)\n"
 	    "  -c, --config FILE        configuration file (default %s)\n"
-	    "  -q, --quiet              print nothing; the exit status says\n"
+	    "  -q, --quiet              no table; the exit status says\n"
 	    "  -v, --verbose            explain\n"
 	    "      --help, --version\n\n"
-	    "Exit status: 0 all healthy, 1 any unhealthy, 2 usage. See "
-	    "chom-health(1).\n",
+	    "Exit status: 0 all healthy, 1 any unhealthy, 2 usage, 130/143 "
+	    "interrupted.\nSee chom-health(1).\n",
 	    CHOM_CONFIG_DEFAULT);
 }
 
@@ -400,16 +400,26 @@ summary(const char *path, const struct chom_target *v, size_t n)
 	free(text);
 }
 
+struct config {
+	struct chom_target *t;
+	int *retries_set;
+};
+
 static int
 config_key(void *ctx, const char *section, const char *key, const char *value,
 	   struct chom_err *e)
 {
-	struct chom_target *t = ctx;
+	struct config *cf = ctx;
+	struct chom_target *t = cf->t;
 	double d;
 	long long n;
 
-	if (!strcmp(section, "global"))
-		return 0; /* the deploy tools' keys */
+	if (!strcmp(section, "global")) {
+		if (!strcmp(key, "base"))
+			return 0; /* the deploy tools' */
+		return chom_err_set(e, CHOM_EXIT_USAGE,
+				    "unknown key '%s' in [global]", key);
+	}
 	if (!strcmp(key, "timeout") || !strcmp(key, "interval")) {
 		if (chom_parse_duration(value, &d) < 0 || d <= 0)
 			return chom_err_set(e, CHOM_EXIT_USAGE,
@@ -423,6 +433,7 @@ config_key(void *ctx, const char *section, const char *key, const char *value,
 			return chom_err_set(e, CHOM_EXIT_USAGE,
 					    "retries: not a number: %s", value);
 		t->retries = (long)n;
+		*cf->retries_set = 1;
 		return 0;
 	}
 	if (!strcmp(key, "cacert")) {
@@ -441,6 +452,7 @@ main(int argc, char **argv)
 				    .interval = 1,
 				    .timeout = 5 };
 	struct run_opts o = { 0 };
+	struct config cf = { &tmpl, &o.retries_set };
 	struct chom_err e = { 0 };
 	struct sigaction sa;
 	size_t n = 0, i;
@@ -460,7 +472,7 @@ main(int argc, char **argv)
 	       -1) {
 		if (first && c != OPT_HELP && c != OPT_VERSION) {
 			if (chom_config_load(o.config, "health", config_key,
-					     &tmpl, &e) < 0)
+					     &cf, &e) < 0)
 				return chom_report(&e);
 			first = 0;
 		}

@@ -81,8 +81,14 @@ chom_target_parse(struct chom_target *t, const char *url, struct chom_err *e)
 				    url);
 	strcpy(t->url, url);
 	t->kind = kinds[i].kind;
+	t->tls = i == 1;
 	/* HOST[:PORT] up to the path; [v6]:port too. */
 	end = p + strcspn(p, "/?#");
+	if (memchr(p, '@', (size_t)(end - p)))
+		return chom_err_set(e, CHOM_EXIT_USAGE,
+				    "target '%s': no credentials in targets; "
+				    "use -H or --password-file",
+				    url);
 	if (*p == '[') {
 		const char *rb = memchr(p, ']', (size_t)(end - p));
 
@@ -102,11 +108,6 @@ chom_target_parse(struct chom_target *t, const char *url, struct chom_err *e)
 		memcpy(t->host, p, len);
 		t->host[len] = '\0';
 	}
-	if (strchr(t->host, '@'))
-		return chom_err_set(e, CHOM_EXIT_USAGE,
-				    "target '%s': no credentials in targets; "
-				    "use --password-file",
-				    url);
 	if (colon) {
 		len = (size_t)(end - colon - 1);
 		if (len == 0 || len >= sizeof(t->port) ||
@@ -383,7 +384,7 @@ http_start(struct run *r, CURLM *multi)
 		curl_easy_setopt(r->easy, CURLOPT_RESOLVE, r->res);
 	if (t->cacert)
 		curl_easy_setopt(r->easy, CURLOPT_CAINFO, t->cacert);
-	if (t->cert_min_days >= 0)
+	if (t->cert_min_days >= 0 && t->tls)
 		curl_easy_setopt(r->easy, CURLOPT_CERTINFO, 1L);
 	if (curl_multi_add_handle(multi, r->easy) != CURLM_OK)
 		return -1;
@@ -477,13 +478,14 @@ http_done(struct run *r, CURLM *multi, CURLcode res, double now,
 		snprintf(t->reason, sizeof(t->reason),
 			 "latency %.0f ms over --max-latency %ld ms",
 			 t->latency_ms, t->max_latency_ms);
-	} else if (t->cert_min_days >= 0 && !cert_check(r, why, sizeof(why))) {
+	} else if (t->cert_min_days >= 0 && t->tls &&
+		   !cert_check(r, why, sizeof(why))) {
 		snprintf(t->reason, sizeof(t->reason), "%s, fewer than %ld",
 			 why, t->cert_min_days);
 		retry = false;
 	} else {
 		ok = true;
-		if (t->cert_min_days >= 0)
+		if (t->cert_min_days >= 0 && t->tls)
 			snprintf(t->reason, sizeof(t->reason), "%s", why);
 	}
 	http_cleanup(r, multi);
@@ -512,6 +514,14 @@ sock_done(struct run *r, double now, double deadline_at, bool ok, bool retry,
 	vsnprintf(r->t->reason, sizeof(r->t->reason), fmt, ap);
 	va_end(ap);
 	r->t->latency_ms = (now - r->started) * 1000;
+	if (ok && r->t->max_latency_ms &&
+	    r->t->latency_ms > r->t->max_latency_ms) {
+		snprintf(r->t->reason, sizeof(r->t->reason),
+			 "latency %.0f ms over --max-latency %ld ms",
+			 r->t->latency_ms, r->t->max_latency_ms);
+		ok = false;
+		retry = true;
+	}
 	sock_close(r);
 	attempt_done(r, now, deadline_at, ok, retry);
 }
@@ -520,19 +530,27 @@ sock_done(struct run *r, double now, double deadline_at, bool ok, bool retry,
 static int
 redis_send(struct run *r)
 {
-	char buf[1024];
-	int n;
+	const char *pw = r->t->password;
+	size_t cap = 64 + (pw ? strlen(pw) : 0);
+	char *buf = malloc(cap);
+	int n, rc;
 
-	if (r->t->password)
-		n = snprintf(buf, sizeof(buf),
+	if (!buf)
+		return -1;
+	if (pw)
+		n = snprintf(buf, cap,
 			     "*2\r\n$4\r\nAUTH\r\n$%zu\r\n%s\r\n"
 			     "*1\r\n$4\r\nPING\r\n",
-			     strlen(r->t->password), r->t->password);
+			     strlen(pw), pw);
 	else
-		n = snprintf(buf, sizeof(buf), "*1\r\n$4\r\nPING\r\n");
-	if (n < 0 || (size_t)n >= sizeof(buf))
-		return -1;
-	return send(r->fd, buf, (size_t)n, MSG_NOSIGNAL) == n ? 0 : -1;
+		n = snprintf(buf, cap, "*1\r\n$4\r\nPING\r\n");
+	rc = n > 0 && (size_t)n < cap &&
+		     send(r->fd, buf, (size_t)n, MSG_NOSIGNAL) == n
+		 ? 0
+		 : -1;
+	explicit_bzero(buf, cap);
+	free(buf);
+	return rc;
 }
 
 static void

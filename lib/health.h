@@ -28,6 +28,7 @@ enum chom_target_kind {
 struct chom_target {
 	char url[2048];
 	enum chom_target_kind kind;
+	bool tls; /* https:// */
 	char host[256];
 	char port[8];
 
