@@ -292,22 +292,37 @@ out:
 	return ok;
 }
 
-/* An attempt ended: decide, or schedule the next one. */
+/*
+ * An attempt ended: decide, or schedule the next one. An interval that
+ * would pass the deadline is shortened, so that the last attempt starts
+ * just before it rather than not at all.
+ */
 static void
 attempt_done(struct run *r, double now, double deadline_at, bool ok,
 	     bool retryable)
 {
 	struct chom_target *t = r->t;
+	double next = now + t->interval;
+	size_t len;
 
 	t->attempts++;
 	t->ok = ok;
-	if (ok || !retryable || (t->retries >= 0 && t->attempts > t->retries) ||
-	    now + t->interval >= deadline_at) {
+	if (ok || !retryable || (t->retries >= 0 && t->attempts > t->retries)) {
+		r->state = DONE;
+		return;
+	}
+	if (next >= deadline_at)
+		next =
+		    deadline_at - (t->interval < 0.2 ? t->interval / 2 : 0.1);
+	if (next <= now) {
+		len = strlen(t->reason);
+		snprintf(t->reason + len, sizeof(t->reason) - len,
+			 " (deadline reached after %d attempts)", t->attempts);
 		r->state = DONE;
 		return;
 	}
 	r->state = IDLE;
-	r->next_at = now + t->interval;
+	r->next_at = next;
 }
 
 static bool
@@ -444,6 +459,7 @@ http_done(struct run *r, CURLM *multi, CURLcode res, double now,
 {
 	struct chom_target *t = r->t;
 	curl_off_t us = 0;
+	long oserr = 0;
 	char why[512];
 	bool ok = false, retry = true;
 
@@ -451,7 +467,12 @@ http_done(struct run *r, CURLM *multi, CURLcode res, double now,
 	curl_easy_getinfo(r->easy, CURLINFO_TOTAL_TIME_T, &us);
 	t->latency_ms = us / 1000.0;
 	t->reason[0] = '\0';
-	if (res != CURLE_OK) {
+	if (res == CURLE_COULDNT_CONNECT &&
+	    curl_easy_getinfo(r->easy, CURLINFO_OS_ERRNO, &oserr) == CURLE_OK &&
+	    oserr) {
+		snprintf(t->reason, sizeof(t->reason), "connect: %s",
+			 strerror((int)oserr));
+	} else if (res != CURLE_OK) {
 		snprintf(t->reason, sizeof(t->reason), "%s",
 			 r->errbuf[0] ? r->errbuf : curl_easy_strerror(res));
 		/* What waiting cannot mend. */
