@@ -16,7 +16,7 @@ BINDIR   = $(PREFIX)/bin
 MANDIR   = $(PREFIX)/share/man
 B       ?= .
 
-TOOLS    = chom-stage chom-switch chom-health
+TOOLS    = chom-stage chom-switch chom-health chom-backup
 LIBSRC   = $(wildcard lib/*.c)
 LIBOBJ   = $(LIBSRC:%.c=$(B)/%.o)
 UNITSRC  = $(wildcard tests/unit/test_*.c)
@@ -30,7 +30,7 @@ CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-unused-parameter
 XCFLAGS  = -std=c11 -D_GNU_SOURCE -DCHOM_VERSION='"$(VERSION)"' -Ilib $(WARN)
-PKGS     = libarchive libcrypto jansson inih libcurl
+PKGS     = libarchive libcrypto jansson inih libcurl zlib libzstd
 LDLIBS   = $(shell pkg-config --libs $(PKGS)) -lm
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer \
            -fno-sanitize-recover=undefined

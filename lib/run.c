@@ -1,0 +1,125 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "exitcode.h"
+#include "run.h"
+
+/* Hands complete lines of buf to on_line; keeps the rest. */
+static void
+lines(char *buf, size_t *len, int flush, chom_run_line_fn on_line, void *ctx)
+{
+	char *start = buf, *nl;
+
+	while ((nl = memchr(start, '\n', *len - (size_t)(start - buf)))) {
+		*nl = '\0';
+		if (on_line)
+			on_line(ctx, start);
+		start = nl + 1;
+	}
+	*len -= (size_t)(start - buf);
+	memmove(buf, start, *len);
+	/* A line longer than the buffer, or the last one, is told as is. */
+	if (*len && (flush || *len >= 4095)) {
+		buf[*len] = '\0';
+		if (on_line)
+			on_line(ctx, buf);
+		*len = 0;
+	}
+}
+
+int
+chom_run_to_sink(const char *cmd, struct chom_sink *out,
+		 chom_run_line_fn on_line, void *ctx, int *status,
+		 unsigned long long *bytes, volatile sig_atomic_t *stop,
+		 struct chom_err *e)
+{
+	int ofd[2] = { -1, -1 }, efd[2] = { -1, -1 }, wst, rc = 0;
+	char ebuf[4096], obuf[1 << 16];
+	size_t elen = 0;
+	pid_t pid;
+
+	*status = -1;
+	*bytes = 0;
+	if (pipe2(ofd, O_CLOEXEC) < 0 || pipe2(efd, O_CLOEXEC) < 0) {
+		chom_err_sys(e, CHOM_EXIT_FAIL, "pipe");
+		goto fail;
+	}
+	pid = fork();
+	if (pid < 0) {
+		chom_err_sys(e, CHOM_EXIT_FAIL, "fork");
+		goto fail;
+	}
+	if (pid == 0) {
+		dup2(ofd[1], STDOUT_FILENO);
+		dup2(efd[1], STDERR_FILENO);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	close(ofd[1]);
+	close(efd[1]);
+	ofd[1] = efd[1] = -1;
+	while (ofd[0] >= 0 || efd[0] >= 0) {
+		struct pollfd p[2] = { { ofd[0], POLLIN, 0 },
+				       { efd[0], POLLIN, 0 } };
+		ssize_t n;
+
+		if (stop && *stop) {
+			rc = chom_err_set(e, 128 + *stop, "interrupted");
+			break;
+		}
+		if (poll(p, 2, 1000) < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = chom_err_sys(e, CHOM_EXIT_FAIL, "poll");
+			break;
+		}
+		if (p[0].revents) {
+			n = read(ofd[0], obuf, sizeof(obuf));
+			if (n > 0) {
+				*bytes += (unsigned long long)n;
+				if (chom_sink_write(out, obuf, (size_t)n, e) <
+				    0) {
+					rc = -1;
+					break;
+				}
+			} else if (n == 0 || errno != EINTR) {
+				close(ofd[0]);
+				ofd[0] = -1;
+			}
+		}
+		if (p[1].revents) {
+			n = read(efd[0], ebuf + elen, sizeof(ebuf) - 1 - elen);
+			if (n > 0) {
+				elen += (size_t)n;
+				lines(ebuf, &elen, 0, on_line, ctx);
+			} else if (n == 0 || errno != EINTR) {
+				lines(ebuf, &elen, 1, on_line, ctx);
+				close(efd[0]);
+				efd[0] = -1;
+			}
+		}
+	}
+	if (rc < 0)
+		kill(pid, SIGTERM);
+	while (waitpid(pid, &wst, 0) < 0)
+		if (errno != EINTR) {
+			wst = 127 << 8;
+			break;
+		}
+	*status = WIFSIGNALED(wst) ? 128 + WTERMSIG(wst) : WEXITSTATUS(wst);
+fail:
+	if (ofd[0] >= 0)
+		close(ofd[0]);
+	if (ofd[1] >= 0)
+		close(ofd[1]);
+	if (efd[0] >= 0)
+		close(efd[0]);
+	if (efd[1] >= 0)
+		close(efd[1]);
+	return *status < 0 ? -1 : rc;
+}

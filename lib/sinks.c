@@ -1,0 +1,110 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "exitcode.h"
+#include "sinks.h"
+
+struct measure {
+	struct chom_sink s;
+	struct chom_sink *next;
+	struct chom_sha256 *h;
+	unsigned long long *count;
+};
+
+static int
+measure_write(struct chom_sink *s, const void *buf, size_t len,
+	      struct chom_err *e)
+{
+	struct measure *m = (struct measure *)s;
+
+	if (m->h)
+		chom_sha256_update(m->h, buf, len);
+	*m->count += len;
+	return chom_sink_write(m->next, buf, len, e);
+}
+
+static int
+measure_close(struct chom_sink *s, struct chom_err *e)
+{
+	return chom_sink_close(((struct measure *)s)->next, e);
+}
+
+static void
+measure_free(struct chom_sink *s)
+{
+	chom_sink_free(((struct measure *)s)->next);
+	free(s);
+}
+
+struct chom_sink *
+chom_sink_measure_new(struct chom_sink *next, struct chom_sha256 *h,
+		      unsigned long long *count, struct chom_err *e)
+{
+	struct measure *m = calloc(1, sizeof(*m));
+
+	if (!m) {
+		chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+		return NULL;
+	}
+	m->s = (struct chom_sink){ measure_write, measure_close, measure_free };
+	m->next = next;
+	m->h = h;
+	m->count = count;
+	return &m->s;
+}
+
+struct tee {
+	struct chom_sink s;
+	size_t n;
+	struct chom_sink *v[];
+};
+
+static int
+tee_write(struct chom_sink *s, const void *buf, size_t len, struct chom_err *e)
+{
+	struct tee *t = (struct tee *)s;
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		if (chom_sink_write(t->v[i], buf, len, e) < 0)
+			return -1;
+	return 0;
+}
+
+static int
+tee_close(struct chom_sink *s, struct chom_err *e)
+{
+	struct tee *t = (struct tee *)s;
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		if (chom_sink_close(t->v[i], e) < 0)
+			return -1;
+	return 0;
+}
+
+static void
+tee_free(struct chom_sink *s)
+{
+	struct tee *t = (struct tee *)s;
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		chom_sink_free(t->v[i]);
+	free(t);
+}
+
+struct chom_sink *
+chom_sink_tee_new(struct chom_sink **sinks, size_t n, struct chom_err *e)
+{
+	struct tee *t = calloc(1, sizeof(*t) + n * sizeof(t->v[0]));
+
+	if (!t) {
+		chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+		return NULL;
+	}
+	t->s = (struct chom_sink){ tee_write, tee_close, tee_free };
+	t->n = n;
+	memcpy(t->v, sinks, n * sizeof(t->v[0]));
+	return &t->s;
+}

@@ -1,0 +1,18 @@
+/* Small pipeline stages: counting and hashing, and a tee to many sinks. */
+#ifndef CHOM_SINKS_H
+#define CHOM_SINKS_H
+
+#include "sha256.h"
+#include "sink.h"
+
+/* Passes bytes on to next, adding their count to *count and, when h is
+ * not NULL, hashing them. Neither is owned. */
+struct chom_sink *chom_sink_measure_new(struct chom_sink *next,
+					struct chom_sha256 *h,
+					unsigned long long *count,
+					struct chom_err *e);
+/* Writes every byte to each of the n sinks, which it owns. */
+struct chom_sink *chom_sink_tee_new(struct chom_sink **sinks, size_t n,
+				    struct chom_err *e);
+
+#endif
