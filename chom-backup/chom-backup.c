@@ -179,6 +179,29 @@ relay(void *ctx, const char *line)
 		chom_warn("%s", line);
 }
 
+static void
+progress(void *ctx, const char *kind, unsigned long long bytes)
+{
+	static double t0;
+	struct timespec ts;
+	double now, el;
+
+	(void)ctx;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+	if (!kind) { /* a part is done */
+		chom_progress_end();
+		t0 = 0;
+		return;
+	}
+	if (!t0)
+		t0 = now;
+	el = now - t0;
+	chom_progress("%s: %.1f MiB, %.1f MiB/s, %.0fs", kind,
+		      bytes / 1048576.0, el > 0 ? bytes / 1048576.0 / el : 0,
+		      el);
+}
+
 static int
 keygen(const char *path)
 {
@@ -678,6 +701,7 @@ main(int argc, char **argv)
 					    : sysconf(_SC_NPROCESSORS_ONLN)),
 			.recipients = keys,
 			.on_message = relay,
+			.progress = chom_cli_tty() ? progress : NULL,
 			.stop = &stop,
 		    },
 		    &res, &e);

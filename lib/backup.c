@@ -25,12 +25,16 @@
 
 #define HEAD_MAX 4096
 
-/* The first bytes of the plaintext, for the dump's server version. */
+/* A tap on the plaintext: its first bytes, for the dump's server version,
+ * and progress for a terminal every 4 MiB. */
 struct head {
 	struct chom_sink s;
 	struct chom_sink *next;
 	char buf[HEAD_MAX + 1];
 	size_t len;
+	unsigned long long total, shown;
+	const struct chom_backup_opts *o;
+	const char *kind;
 };
 
 static int
@@ -42,6 +46,11 @@ head_write(struct chom_sink *s, const void *buf, size_t len, struct chom_err *e)
 	memcpy(h->buf + h->len, buf, n);
 	h->len += n;
 	h->buf[h->len] = '\0';
+	h->total += len;
+	if (h->o->progress && h->total - h->shown >= 1 << 22) {
+		h->o->progress(h->o->ctx, h->kind, h->total);
+		h->shown = h->total;
+	}
 	return chom_sink_write(h->next, buf, len, e);
 }
 
@@ -208,15 +217,12 @@ one_part(struct state *st, size_t k, struct chom_backup_part *p,
 	sink = chain(o, p->name, specs[k].compress, h, p, e);
 	if (!sink)
 		goto out;
-	if (k == 0) {
-		st->head = (struct head){
-			{ head_write, head_close, head_free }, sink, "", 0
-		};
-		if (produce(st, k, &st->head.s, e) < 0)
-			goto fail;
-	} else if (produce(st, k, sink, e) < 0) {
+	st->head = (struct head){ .s = { head_write, head_close, head_free },
+				  .next = sink,
+				  .o = o,
+				  .kind = p->kind };
+	if (produce(st, k, &st->head.s, e) < 0)
 		goto fail;
-	}
 	if (chom_sink_close(sink, e) < 0)
 		goto fail;
 	chom_sink_free(sink);
@@ -323,6 +329,8 @@ chom_backup_run(const struct chom_backup_opts *o, struct chom_backup_result *r,
 		r->nparts++;
 		if (i == 0)
 			server_version(&st);
+		if (o->progress)
+			o->progress(o->ctx, NULL, 0);
 	}
 	text = manifest(&st, r, start, time(NULL));
 	st.commands = NULL; /* the manifest took it */

@@ -39,6 +39,9 @@ struct chom_backup_opts {
 	int level, threads;
 	const struct chom_age_keys *recipients; /* NULL: not encrypted */
 	chom_run_line_fn on_message; /* dump stderr, unreadable files */
+	/* Bytes of a part's plaintext so far, now and then; kind NULL when
+	 * a part is done. */
+	void (*progress)(void *ctx, const char *kind, unsigned long long bytes);
 	void *ctx;
 	volatile sig_atomic_t *stop;
 };
