@@ -541,7 +541,7 @@ main(int argc, char **argv)
 	static const char *const etc[] = { "/etc/nginx", "/etc/php",
 					   "/etc/chom", "/etc/mysql",
 					   "/etc/redis" };
-	struct opts cfg = { .level = 6 }, o;
+	struct opts cfg = { 0 }, o;
 	struct chom_store *stores[MAX_LIST] = { 0 };
 	struct chom_age_keys *keys = NULL;
 	size_t i;
@@ -635,6 +635,8 @@ main(int argc, char **argv)
 	if (o.passphrase_file && (o.nrecipients || o.nrecipient_files))
 		return chom_usage_error("--passphrase-file must be the only "
 					"recipient: no -r or -R with it");
+	if (!o.level) /* each compressor's usual default */
+		o.level = o.compress == CHOM_COMPRESS_ZSTD ? 3 : 6;
 	if (o.compress == CHOM_COMPRESS_GZIP && o.level > 9)
 		return chom_usage_error("--level: 1-9 for gzip");
 	if (o.nto > 8)

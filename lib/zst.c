@@ -206,9 +206,12 @@ chom_zstd_new(struct chom_sink *next, int level, int threads,
 		zst_free(&z->sink);
 		return NULL;
 	}
+	/* Small jobs keep the workers' memory bounded whatever the level:
+	 * each holds a job of input and its output. */
 	if (set(z, ZSTD_c_compressionLevel, level, e) ||
 	    set(z, ZSTD_c_checksumFlag, 1, e) ||
-	    (threads > 1 && set(z, ZSTD_c_nbWorkers, threads, e))) {
+	    (threads > 1 && (set(z, ZSTD_c_nbWorkers, threads, e) ||
+			     set(z, ZSTD_c_jobSize, 2 << 20, e)))) {
 		zst_free(&z->sink);
 		return NULL;
 	}
