@@ -626,6 +626,8 @@ main(int argc, char **argv)
 				 CHOM_BACKUP_DB_CMD);
 		o.db_cmd = dbcmd;
 	}
+	if (cfg.db_cmd && !o.db)
+		return chom_usage_error("--db-cmd without --db (or --all)");
 	if (!o.db)
 		o.db_cmd = NULL;
 	if (!o.prune && !o.db && !o.nfiles && !o.nconfig && !o.sysinfo)

@@ -285,7 +285,7 @@ manifest(struct state *st, struct chom_backup_result *r, time_t start,
 	}
 	iso(start, s0, sizeof(s0));
 	iso(end, s1, sizeof(s1));
-	m = json_pack("{s:i, s:s, s:s, s:s?, s:s, s:s, s:s, s:s?, s:o, s:O}",
+	m = json_pack("{s:i, s:s, s:s, s:s?, s:s, s:s, s:s, s:s?, s:o, s:o}",
 		      "format", 1, "host", o->host, "point", r->point, "label",
 		      o->label, "tool", "chom-backup " CHOM_VERSION, "start",
 		      s0, "end", s1, "database_server_version",

@@ -82,7 +82,7 @@ chom_retention_apply(const struct chom_point *p, size_t n,
 			keep[i] = true;
 			why[i] = "last";
 		} else if (r->within > 0 &&
-			   difftime(newest, p[i].when) <= r->within) {
+			   difftime(newest, p[i].when) < r->within) {
 			keep[i] = true;
 			why[i] = "within";
 		}

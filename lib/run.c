@@ -55,11 +55,15 @@ chom_run_to_sink(const char *cmd, struct chom_sink *out,
 		goto fail;
 	}
 	if (pid == 0) {
+		/* Its own process group, so that stopping it stops the
+		 * pipeline it may be, not only the shell. */
+		setpgid(0, 0);
 		dup2(ofd[1], STDOUT_FILENO);
 		dup2(efd[1], STDERR_FILENO);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
+	setpgid(pid, pid); /* as the child does: whichever runs first */
 	close(ofd[1]);
 	close(efd[1]);
 	ofd[1] = efd[1] = -1;
@@ -105,7 +109,7 @@ chom_run_to_sink(const char *cmd, struct chom_sink *out,
 		}
 	}
 	if (rc < 0)
-		kill(pid, SIGTERM);
+		kill(-pid, SIGTERM);
 	while (waitpid(pid, &wst, 0) < 0)
 		if (errno != EINTR) {
 			wst = 127 << 8;

@@ -51,6 +51,7 @@ chom_point_id(time_t t, char id[CHOM_POINT_LEN + 1])
 int
 chom_point_time(const char *id, time_t *t)
 {
+	char back[CHOM_POINT_LEN + 1];
 	struct tm tm;
 	const char *end;
 
@@ -61,7 +62,9 @@ chom_point_time(const char *id, time_t *t)
 	if (!end || *end)
 		return -1;
 	*t = timegm(&tm);
-	return 0;
+	/* 20240230T... would roll over to March: not a point's name. */
+	chom_point_id(*t, back);
+	return strcmp(back, id) ? -1 : 0;
 }
 
 /* file:// */

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "exitcode.h"
 #include "tarball.h"
@@ -85,6 +86,14 @@ chom_tarball(const char *const *paths, size_t n, struct chom_sink *out,
 		goto out;
 	}
 	for (i = 0; i < n; i++) {
+		struct stat st;
+
+		/* A path asked for and missing is a mistake to stop on; what
+		 * vanishes inside it while archived is only told. */
+		if (lstat(paths[i], &st) < 0) {
+			chom_err_sys(e, CHOM_EXIT_FAIL, "%s", paths[i]);
+			goto out;
+		}
 		if (archive_read_disk_open(disk, paths[i]) != ARCHIVE_OK) {
 			chom_err_set(e, CHOM_EXIT_FAIL, "%s: %s", paths[i],
 				     archive_error_string(disk));

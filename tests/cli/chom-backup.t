@@ -1,0 +1,511 @@
+#!/usr/bin/env bash
+# chom-backup (SPEC.md section 4, issue 4): usage errors; --keygen; a full
+# backup (--db through --db-cmd, --files, --config, --sysinfo, --label) to
+# a file:// target, judged by the real `age`, `gunzip`, `zstd`, `tar`,
+# `sha256sum` and python3's json; zstd, none, --no-encrypt,
+# --passphrase-file; two targets in one pass; dump commands that fail, are
+# killed or print nothing; --metrics-dir; the lock; --prune on points made
+# by hand; and a real MariaDB dumped with the default mysqldump command and
+# restored into a second fresh server.
+. "$(dirname "$0")/../lib/harness.sh"
+. "$(dirname "$0")/../lib/servers.sh"
+
+# usage_err DESC [ERE]: the last run was a usage error of the documented
+# form, its message matching ERE when given.
+usage_err() {
+	exits 2 "$1: exit 2"
+	like "$(printf '%s\n' "$ERR" | tail -n 1)" "^Try 'chom-backup --help'\.$" "$1: Try line"
+	like "$(printf '%s\n' "$ERR" | head -n 1)" '^chom-backup: ' "$1: message prefixed"
+	is "$(printf '%s\n' "$ERR" | wc -l)" 2 "$1: one line and the Try line"
+	is "$OUT" "" "$1: nothing on stdout"
+	[ -n "${2:-}" ] && like "$(printf '%s\n' "$ERR" | head -n 1)" "$2" "$1: says why"
+	return 0
+}
+# mf FILE PYEXPR: PYEXPR evaluated with m = the JSON of FILE; strings
+# printed as is, other values as JSON.
+mf() {
+	python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1]))
+try:
+    v = eval(sys.argv[2])
+except Exception as e:
+    print("?%s" % e); sys.exit(0)
+print(v if isinstance(v, str) else json.dumps(v))
+' "$1" "$2"
+}
+# names DIR: the names in DIR, sorted, on one line, dot files included.
+names() { find "$1" -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//'; }
+# no_point_left DESC STORE HOST: HOST holds no point directory and the
+# store no file but the lock (no manifest, no part, no temporary file).
+no_point_left() {
+	is "$(find "$2/$3" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | wc -l)" 0 "$1: no point directory"
+	is "$(find "$2" -type f ! -name .lock 2>/dev/null | wc -l)" 0 "$1: no manifest, part or temporary file"
+}
+num_ok() {
+	if awk "BEGIN { exit !($2) }"; then _tap ok "$1"; else
+		_tap not-ok "$1"
+		diag "false: $2"
+	fi
+}
+ID_RE='^[0-9]{8}T[0-9]{6}Z$'
+T0=$(date +%s)
+
+# --- --help, --version ----------------------------------------------------
+run chom-backup --help
+exits 0 "--help exits 0"
+like "$OUT" '^Usage: chom-backup' "--help prints usage on stdout"
+is "$ERR" "" "--help: nothing on stderr"
+for o in --to --host --db --db-cmd --db-defaults --files --config --sysinfo \
+	--all --recipient --passphrase-file --no-encrypt --keygen --compress \
+	--level --threads --label --metrics-dir --prune --keep-last \
+	--keep-within --keep-daily --keep-weekly --keep-monthly --json; do
+	like "$OUT" -- "$o" "--help mentions $o"
+done
+run chom-backup --version
+exits 0 "--version exits 0"
+like "$OUT" '^chom-backup \(chom\) [0-9]+\.[0-9]+\.[0-9]+$' "--version format"
+
+# --- usage errors: exit 2, one line, the Try line, nothing written --------
+S=$T/store
+U=file://$S
+printf 'SELECT 1;\n' >"$T/small.sql"
+run chom-backup --db --db-cmd "cat $T/small.sql" --no-encrypt
+usage_err "no target" 'target|--to'
+run chom-backup --to "$U" --no-encrypt
+usage_err "no kind" 'nothing to back up|--db'
+run chom-backup --to "$U" --db --db-cmd "cat $T/small.sql"
+usage_err "no recipient without --no-encrypt" 'recipient'
+run chom-backup --to "$U" --db --db-cmd "cat $T/small.sql" --no-encrypt --compress lzma
+usage_err "bad --compress" 'compress'
+run chom-backup --to s3://bucket/prefix --db --db-cmd "cat $T/small.sql" --no-encrypt
+usage_err "s3:// target" 's3://'
+run chom-backup --to "$U" --prune
+usage_err "--prune without a --keep rule" 'keep'
+run chom-backup --to "$U" --prune --keep-last 0
+usage_err "--keep-last 0" 'keep-last'
+run chom-backup --to "$U" --prune --keep-within soon
+usage_err "bad --keep-within" 'keep-within'
+run chom-backup --to "$U" --db --db-cmd "cat $T/small.sql" --bogus
+usage_err "unknown option" 'bogus'
+run chom-backup --to "$U" --db --db-cmd "cat $T/small.sql" -r not-an-age-key
+usage_err "malformed recipient"
+printf 'pass phrase\n' >"$T/pw-open"
+chmod 644 "$T/pw-open"
+run chom-backup --to "$U" --db --db-cmd "cat $T/small.sql" --passphrase-file "$T/pw-open"
+usage_err "a passphrase file others may read"
+ok "usage errors wrote nothing into the target" test ! -e "$S"
+
+# --- --keygen -------------------------------------------------------------
+KEY=$T/key.txt
+run bash -c "umask 000 && exec chom-backup --keygen '$KEY'"
+exits 0 "--keygen: exit 0"
+like "$OUT" '^age1[02-9ac-hj-np-z]{58}$' "--keygen prints an age1 recipient"
+is "$ERR" "" "--keygen: nothing on stderr"
+R=$OUT
+is "$(stat -c %a "$KEY")" 600 "--keygen: the identity has mode 0600 (even under umask 000)"
+ok "--keygen: the file holds an AGE-SECRET-KEY-1 line" grep -qE '^AGE-SECRET-KEY-1[02-9AC-HJ-NP-Z]{58}$' "$KEY"
+is "$(age-keygen -y "$KEY" 2>&1)" "$R" "age-keygen -y derives the printed recipient from the file"
+sum_before=$(sha256sum "$KEY")
+run chom-backup --keygen "$KEY"
+exits 1 "--keygen over an existing file: exit 1"
+like "$ERR" "^chom-backup: .*key\.txt" "--keygen over an existing file: says which"
+is "$OUT" "" "--keygen over an existing file: nothing on stdout"
+is "$(sha256sum "$KEY")" "$sum_before" "--keygen over an existing file: the old key is untouched"
+KEY2=$T/key2.txt
+R2=$(chom-backup --keygen "$KEY2")
+like "$R2" '^age1' "a second identity"
+ok "two --keygen runs make different keys" test "$R2" != "$R"
+
+# --- the data --------------------------------------------------------------
+# A SQL dump of about 3 MB: more than one compression block and many age
+# chunks, with UTF-8, quotes and backslashes.
+SQL=$T/dump.sql
+python3 - "$SQL" <<'EOF'
+import random, sys
+r = random.Random(4)
+with open(sys.argv[1], "w", encoding="utf-8") as f:
+    f.write("-- chom test dump\nCREATE TABLE t (id INT PRIMARY KEY, name TEXT, v DOUBLE);\n")
+    for i in range(40000):
+        name = "".join(r.choice("abcdefghijklmnopqrstuvwxyzé'\\\"ß€") for _ in range(r.randint(5, 60)))
+        name = name.replace("\\", "\\\\").replace("'", "\\'")
+        f.write("INSERT INTO t VALUES (%d, '%s', %r);\n" % (i, name, r.random()))
+EOF
+FILES=$T/files
+mkdir -p "$FILES/sub/deeper"
+printf 'alpha\n' >"$FILES/a.txt"
+head -c 300000 /dev/urandom >"$FILES/sub/blob.bin"
+printf 'deep\n' >"$FILES/sub/deeper/c.txt"
+chmod 640 "$FILES/a.txt"
+ln -s a.txt "$FILES/link-to-a"
+CONF=$T/etc-app
+mkdir -p "$CONF/conf.d"
+printf 'APP_KEY=base64:xyz\nDB_HOST=127.0.0.1\n' >"$CONF/.env"
+printf 'server { listen 80; }\n' >"$CONF/conf.d/site.conf"
+
+# --- a full backup -----------------------------------------------------------
+LABEL='nightly "test" é'
+t_before=$(date -u +%Y%m%dT%H%M%SZ)
+run chom-backup --to "$U" --host web1 -r "$R" --label "$LABEL" \
+	--db --db-cmd "cat $SQL" --files "$FILES" --config "$CONF" --sysinfo
+t_after=$(date -u +%Y%m%dT%H%M%SZ)
+exits 0 "full backup: exit 0"
+like "$OUT" "$ID_RE" "full backup: prints the point id"
+is "$(printf '%s\n' "$OUT" | wc -l)" 1 "full backup: one line on stdout"
+is "$ERR" "" "full backup: silent on stderr when not on a terminal"
+P=$OUT
+is "$(printf '%s\n' "$t_before" "$P" "$t_after" | LC_ALL=C sort | tr '\n' ' ')" "$t_before $P $t_after " \
+	"the point id is the UTC time of the run"
+PD=$S/web1/$P
+is "$(names "$PD")" "config.tar.gz.age db.sql.gz.age files.tar.gz.age manifest.json sysinfo.txt.age" \
+	"HOST/POINT holds the four parts and manifest.json, nothing else"
+M=$PD/manifest.json
+
+age -d -i "$KEY" "$PD/db.sql.gz.age" >"$T/db.gz" 2>"$T/age.err"
+ok "age -d decrypts db.sql.gz.age" test $? -eq 0
+ok "gzip -t: db.sql.gz is valid gzip" gzip -t "$T/db.gz"
+ok "age -d | gunzip gives back the exact dump (cmp)" cmp -s "$SQL" <(gunzip -c "$T/db.gz")
+ok "age -d with another identity fails" bash -c "! age -d -i '$KEY2' '$PD/db.sql.gz.age' >/dev/null 2>&1"
+ok "the encrypted part is no plain gzip" bash -c "! gzip -t '$PD/db.sql.gz.age' 2>/dev/null"
+
+list=$(age -d -i "$KEY" "$PD/files.tar.gz.age" | tar -tzf - 2>&1)
+rel=${FILES#/}
+for f in "$rel/a.txt" "$rel/sub/blob.bin" "$rel/sub/deeper/c.txt" "$rel/link-to-a"; do
+	ok "files.tar lists $f" grep -qxF "$f" <<<"$list"
+done
+unlike "$list" '^/' "files.tar: no name with a leading /"
+X=$T/x-files
+mkdir -p "$X"
+age -d -i "$KEY" "$PD/files.tar.gz.age" | tar -xzf - -C "$X"
+ok "files round trip: a.txt" cmp -s "$FILES/a.txt" "$X/$rel/a.txt"
+ok "files round trip: sub/blob.bin" cmp -s "$FILES/sub/blob.bin" "$X/$rel/sub/blob.bin"
+ok "files round trip: sub/deeper/c.txt" cmp -s "$FILES/sub/deeper/c.txt" "$X/$rel/sub/deeper/c.txt"
+is "$(readlink "$X/$rel/link-to-a" 2>&1)" "a.txt" "files round trip: the symlink is a symlink to a.txt"
+is "$(stat -c %a "$X/$rel/a.txt")" 640 "files round trip: the mode"
+is "$(stat -c %Y "$X/$rel/a.txt")" "$(stat -c %Y "$FILES/a.txt")" "files round trip: the mtime"
+clist=$(age -d -i "$KEY" "$PD/config.tar.gz.age" | tar -tzf - 2>&1)
+ok "config.tar lists .env" grep -qxF "${CONF#/}/.env" <<<"$clist"
+ok "config.tar lists conf.d/site.conf" grep -qxF "${CONF#/}/conf.d/site.conf" <<<"$clist"
+age -d -i "$KEY" "$PD/sysinfo.txt.age" >"$T/sysinfo.txt" 2>/dev/null
+ok "sysinfo.txt decrypts to text with the kernel" grep -q "$(uname -r)" "$T/sysinfo.txt"
+
+# The manifest, judged by python3's json and by sha256sum and stat.
+ok "manifest.json is JSON" python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$M"
+is "$(mf "$M" 'm["host"]')" web1 "manifest: host"
+is "$(mf "$M" 'm["point"]')" "$P" "manifest: point"
+is "$(mf "$M" 'm["label"]')" "$LABEL" "manifest: label"
+like "$(mf "$M" 'm["tool"]')" '^chom-backup 0\.1\.0' "manifest: tool and version"
+like "$(mf "$M" 'm["start"]')" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$' "manifest: start"
+like "$(mf "$M" 'm["end"]')" '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$' "manifest: end"
+is "$(mf "$M" 'm["start"] <= m["end"]')" true "manifest: start <= end"
+is "$(mf "$M" 'sorted(p["name"] for p in m["parts"])')" \
+	'["config.tar.gz.age", "db.sql.gz.age", "files.tar.gz.age", "sysinfo.txt.age"]' "manifest: one entry per part"
+is "$(mf "$M" 'sorted(p["kind"] for p in m["parts"])')" '["config", "db", "files", "sysinfo"]' "manifest: the kinds"
+for n in db.sql.gz.age files.tar.gz.age config.tar.gz.age sysinfo.txt.age; do
+	q="[p for p in m['parts'] if p['name'] == '$n'][0]"
+	is "$(mf "$M" "${q}['size']")" "$(stat -c %s "$PD/$n")" "manifest: $n size matches the file"
+	is "$(mf "$M" "${q}['sha256']")" "$(sha256sum "$PD/$n" | cut -d' ' -f1)" "manifest: $n sha256 matches sha256sum"
+	is "$(mf "$M" "${q}['recipients']")" "[\"$R\"]" "manifest: $n recipients (the public key)"
+	is "$(mf "$M" "${q}['encryption']")" age "manifest: $n encryption"
+done
+# pf KIND FIELD: FIELD of the part of KIND in $M.
+pf() { mf "$M" "[p for p in m['parts'] if p['kind'] == '$1'][0]['$2']"; }
+is "$(pf db plain_size)" "$(stat -c %s "$SQL")" "manifest: db plain size = the dump's size"
+is "$(pf db compression)" gzip "manifest: db compression gzip"
+is "$(pf files plain_size)" "$(age -d -i "$KEY" "$PD/files.tar.gz.age" | gunzip | wc -c)" \
+	"manifest: files plain size = the tar's size"
+is "$(pf config compression)" gzip "manifest: config compression gzip"
+is "$(pf sysinfo plain_size)" "$(stat -c %s "$T/sysinfo.txt")" "manifest: sysinfo plain size"
+is "$(mf "$M" "[c['status'] for c in m['commands'] if c['part'] == 'db']")" '[0]' "manifest: the dump command's status"
+is "$(mf "$M" "[c['command'] for c in m['commands'] if c['part'] == 'db']")" "[\"cat $SQL\"]" "manifest: the dump command"
+is "$(mf "$M" "[c['status'] for c in m['commands'] if c['part'] == 'sysinfo']")" '[0]' "manifest: the sysinfo status"
+unlike "$(cat "$M")" 'AGE-SECRET-KEY' "manifest: no secret key"
+ok "no temporary file left in the target" test -z "$(find "$S" -name '*tmp*')"
+
+# --json: one JSON object with the point.
+run chom-backup --to "$U" --host web1j -r "$R" --db --db-cmd "cat $T/small.sql" --json
+exits 0 "--json: exit 0"
+is "$(printf '%s\n' "$OUT" | wc -l)" 1 "--json: one line"
+is "$(printf '%s' "$OUT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["point"])' 2>&1)" \
+	"$(ls "$S/web1j")" "--json: the point of the directory written"
+
+# The default HOST: the short host name.
+run chom-backup --to "file://$T/store-host" -r "$R" --db --db-cmd "cat $T/small.sql"
+exits 0 "no --host: exit 0"
+ok "no --host: HOST is the short host name" test -f "$T/store-host/$(hostname | cut -d. -f1)/$OUT/manifest.json"
+
+# --- --compress zstd, none; --no-encrypt ------------------------------------
+run chom-backup --to "$U" --host zstd -r "$R" --compress zstd --db --db-cmd "cat $SQL" --files "$FILES"
+exits 0 "--compress zstd: exit 0"
+ZD=$S/zstd/$OUT
+is "$(names "$ZD")" "db.sql.zst.age files.tar.zst.age manifest.json" "--compress zstd: .zst.age parts"
+ok "--compress zstd: age -d | zstd -d gives back the dump" \
+	cmp -s "$SQL" <(age -d -i "$KEY" "$ZD/db.sql.zst.age" | zstd -dc)
+ok "--compress zstd: the tar reads through zstd -d" \
+	grep -qxF "$rel/sub/blob.bin" <(age -d -i "$KEY" "$ZD/files.tar.zst.age" | zstd -dc | tar -tf -)
+is "$(mf "$ZD/manifest.json" "[p['compression'] for p in m['parts']]")" '["zstd", "zstd"]' "--compress zstd: the manifest says zstd"
+
+run chom-backup --to "$U" --host none -r "$R" --compress none --db --db-cmd "cat $SQL"
+exits 0 "--compress none: exit 0"
+ND=$S/none/$OUT
+is "$(names "$ND")" "db.sql.age manifest.json" "--compress none: db.sql.age"
+ok "--compress none: age -d gives back the dump" cmp -s "$SQL" <(age -d -i "$KEY" "$ND/db.sql.age")
+is "$(mf "$ND/manifest.json" 'm["parts"][0]["compression"]')" none "--compress none: the manifest says none"
+
+run chom-backup --to "$U" --host plain --no-encrypt --db --db-cmd "cat $SQL"
+exits 0 "--no-encrypt: exit 0"
+PL=$S/plain/$OUT
+is "$(names "$PL")" "db.sql.gz manifest.json" "--no-encrypt: db.sql.gz"
+ok "--no-encrypt: gunzip gives back the dump" cmp -s "$SQL" <(gunzip -c "$PL/db.sql.gz")
+is "$(mf "$PL/manifest.json" 'm["parts"][0]["encryption"]')" none "--no-encrypt: the manifest says none"
+is "$(mf "$PL/manifest.json" 'm["parts"][0]["sha256"]')" "$(sha256sum "$PL/db.sql.gz" | cut -d' ' -f1)" "--no-encrypt: sha256"
+
+# --- --passphrase-file (scrypt) ---------------------------------------------
+PW=$T/passphrase
+printf 'correct horse battery staple\n' >"$PW"
+chmod 600 "$PW"
+run chom-backup --to "$U" --host pass --passphrase-file "$PW" --db --db-cmd "cat $SQL"
+exits 0 "--passphrase-file: exit 0"
+PP=$S/pass/$OUT
+is "$(names "$PP")" "db.sql.gz.age manifest.json" "--passphrase-file: db.sql.gz.age"
+is "$(head -n 1 "$PP/db.sql.gz.age")" "age-encryption.org/v1" "--passphrase-file: an age v1 file"
+stanzas=$(head -c 400 "$PP/db.sql.gz.age" | grep -a '^-> ')
+like "$stanzas" '^-> scrypt [A-Za-z0-9+/]{22} [0-9]+$' "--passphrase-file: one scrypt stanza (salt, work factor)"
+is "$(printf '%s\n' "$stanzas" | wc -l)" 1 "--passphrase-file: scrypt is the only stanza, as age requires"
+ok "--passphrase-file: age -d -i key fails on it" bash -c "! age -d -i '$KEY' '$PP/db.sql.gz.age' >/dev/null 2>&1"
+unlike "$(cat "$PP/manifest.json")" 'correct horse' "--passphrase-file: the passphrase is not in the manifest"
+is "$(mf "$PP/manifest.json" 'm["parts"][0]["encryption"]')" age "--passphrase-file: the manifest says age"
+is "$(mf "$PP/manifest.json" 'm["parts"][0]["sha256"]')" "$(sha256sum "$PP/db.sql.gz.age" | cut -d' ' -f1)" \
+	"--passphrase-file: sha256"
+# age reads a passphrase from a terminal only: script(1) gives it one.
+if command -v script >/dev/null 2>&1; then
+	printf 'correct horse battery staple\n' |
+		timeout 60 script -qec "age -d -o '$T/pass.gz' '$PP/db.sql.gz.age'" /dev/null >/dev/null 2>&1
+	ok "--passphrase-file: the real age decrypts it with the passphrase (on a pty)" \
+		cmp -s "$SQL" <(gunzip -c "$T/pass.gz" 2>/dev/null)
+else
+	skip "--passphrase-file: the real age decrypts it" "script(1) not installed: no terminal for age's passphrase prompt"
+fi
+
+# --- two targets in one pass --------------------------------------------------
+run chom-backup --to "file://$T/t1" --to "file://$T/t2" --host web1 -r "$R" \
+	--db --db-cmd "cat $SQL" --files "$FILES" --sysinfo
+exits 0 "two --to targets: exit 0"
+P2=$OUT
+is "$(names "$T/t1/web1/$P2")" "$(names "$T/t2/web1/$P2")" "two targets: the same names under the same point"
+for n in db.sql.gz.age files.tar.gz.age sysinfo.txt.age manifest.json; do
+	ok "two targets: identical $n (cmp)" cmp -s "$T/t1/web1/$P2/$n" "$T/t2/web1/$P2/$n"
+done
+ok "two targets: the dump decrypts from the second" cmp -s "$SQL" <(age -d -i "$KEY" "$T/t2/web1/$P2/db.sql.gz.age" | gunzip)
+
+# --- dump commands that fail --------------------------------------------------
+MET=$T/metrics
+mkdir -p "$MET"
+run chom-backup --to "file://$T/ok" --host web1 -r "$R" --db --db-cmd "cat $T/small.sql" --metrics-dir "$MET"
+exits 0 "--metrics-dir: a good backup"
+t_ok=$(date +%s)
+PROM=$MET/chom_backup.prom
+ok "--metrics-dir: chom_backup.prom written" test -f "$PROM"
+is "$(names "$MET")" chom_backup.prom "--metrics-dir: no temporary file left"
+succ=$(grep -E '^chom_backup_last_success_timestamp_seconds\{[^}]*\} [0-9.e+]+$' "$PROM")
+like "$succ" "target=\"file://$T/ok\"" "--metrics-dir: last success for the target"
+v=$(awk '{ print $2 }' <<<"$succ")
+num_ok "--metrics-dir: the last success is now ($v)" "$v >= $T0 && $v <= $t_ok"
+like "$(grep '^chom_backup_last_status' "$PROM")" ' 0$' "--metrics-dir: last status 0"
+ok "--metrics-dir: a size metric" grep -qE '^chom_backup_size_bytes\{.*\} [0-9]+$' "$PROM"
+ok "--metrics-dir: a duration metric" grep -qE '^chom_backup_duration_seconds\{.*\} [0-9.]+$' "$PROM"
+
+F=$T/fail
+# fail_case DESC CMD STDERR_ERE: the dump CMD fails the backup.
+fail_case() {
+	local d=$1 cmd=$2 ere=$3
+	run chom-backup --to "file://$F" --host web1 -r "$R" --db --db-cmd "$cmd" \
+		--files "$FILES" --sysinfo --metrics-dir "$MET"
+	exits 1 "$d: exit 1"
+	is "$OUT" "" "$d: nothing on stdout"
+	[ -n "$ere" ] && like "$ERR" "$ere" "$d: says why"
+	no_point_left "$d" "$F" web1
+	is "$(grep -E '^chom_backup_last_success_timestamp_seconds' "$PROM")" "$succ" \
+		"$d: the metrics keep the last success"
+	like "$(grep '^chom_backup_last_status' "$PROM")" ' [1-9][0-9]*$' "$d: the metrics' last status is not 0"
+	is "$(grep -v '^#' "$PROM" | sed 's/ [^ ]*$//' | sort | uniq -d)" "" "$d: no series twice in the metrics"
+}
+fail_case "dump exits 1 after writing" \
+	"head -c 3000000 /dev/urandom; echo 'mysqldump: Got error: 2013: Lost connection' >&2; exit 1" \
+	'exit'
+like "$ERR" '^chom-backup: mysqldump: Got error: 2013: Lost connection' \
+	"dump exits 1: its stderr is relayed with the chom-backup: prefix"
+fail_case "dump killed by a signal" "head -c 1000000 /dev/urandom; sh -c 'kill -9 \$\$'; kill -9 \$\$" \
+	'signal|killed'
+fail_case "dump killed by a signal (sh -c 'kill -9 \$\$' as the command)" "sh -c 'kill -9 \$\$'" ''
+fail_case "dump prints nothing" "true" 'nothing|no output|empty'
+fail_case "dump prints nothing and exits 0 after stderr" "echo 'warning only' >&2" 'nothing|no output|empty'
+like "$ERR" 'chom-backup: warning only' "a dump's stderr is relayed even when it succeeds"
+# A files path that does not exist is no backup of it. (man/chom-backup.1
+# documents the opposite: reported, left out, the backup goes on.)
+run chom-backup --to "file://$F" --host web1 -r "$R" --files "$T/no-such-dir"
+exits 1 "--files of a missing path: exit 1"
+like "$ERR" 'no-such-dir' "--files of a missing path: says which"
+no_point_left "--files of a missing path" "$F" web1
+
+# --- the lock -----------------------------------------------------------------
+LOCK=$S/web1/.lock
+# One process holds it: a subshell that takes it with flock(1) on its fd 9
+# and becomes sleep, so killing that pid lets go.
+(exec 9>>"$LOCK" && flock 9 && exec sleep 60) &
+LP=$!
+at_exit "kill $LP 2>/dev/null"
+for _ in $(seq 1 50); do
+	flock -n "$LOCK" true 2>/dev/null || break
+	sleep 0.1
+done
+ok "the lock is held by the test" bash -c "! flock -n '$LOCK' true"
+before=$(names "$S/web1")
+run chom-backup --to "$U" --host web1 -r "$R" --db --db-cmd "cat $T/small.sql"
+exits 3 "a second backup while the lock is held: exit 3"
+like "$ERR" '^chom-backup: ' "busy: says so"
+is "$OUT" "" "busy: nothing on stdout"
+is "$(names "$S/web1")" "$before" "busy: no point begun"
+run chom-backup --to "$U" --host web1 --prune --keep-last 1
+exits 3 "--prune while the lock is held: exit 3"
+is "$(names "$S/web1")" "$before" "busy prune: nothing removed"
+kill "$LP" 2>/dev/null
+wait "$LP" 2>/dev/null
+run chom-backup --to "$U" --host web1 -r "$R" --db --db-cmd "cat $T/small.sql"
+exits 0 "once the lock is let go, a backup runs"
+
+# --- --prune on points made by hand ---------------------------------------------
+# mkpoint STORE HOST ID [incomplete]
+mkpoint() {
+	mkdir -p "$1/$2/$3"
+	printf 'part\n' >"$1/$2/$3/db.sql.gz.age"
+	[ "${4:-}" = incomplete ] || printf '{"point": "%s"}\n' "$3" >"$1/$2/$3/manifest.json"
+}
+PR=$T/prune
+OLD_INC=$(date -u -d '2 days ago' +%Y%m%dT%H%M%SZ)
+NEW_INC=$(date -u -d '1 hour ago' +%Y%m%dT%H%M%SZ)
+for id in 20240101T000000Z 20240215T120000Z 20240301T080000Z 20240301T200000Z; do
+	mkpoint "$PR" web1 "$id"
+done
+mkpoint "$PR" web1 "$OLD_INC" incomplete
+mkpoint "$PR" web1 "$NEW_INC" incomplete
+mkpoint "$PR" other 20200101T000000Z
+run chom-backup --to "file://$PR" --host web1 --prune --keep-last 2
+exits 0 "--prune --keep-last 2: exit 0"
+is "$(names "$PR/web1" | sed 's/\.lock *//')" "20240301T080000Z 20240301T200000Z $NEW_INC" \
+	"--keep-last 2: the two newest complete and the fresh incomplete point stay"
+is "$(printf '%s\n' "$OUT" | LC_ALL=C sort)" "$(printf 'file://%s %s\n' "$PR" 20240101T000000Z "$PR" 20240215T120000Z "$PR" "$OLD_INC" | LC_ALL=C sort)" \
+	"--keep-last 2: prints each point removed"
+ok "--prune leaves other hosts alone" test -f "$PR/other/20200101T000000Z/manifest.json"
+run chom-backup --to "file://$PR" --host web1 --prune --keep-last 1 --json
+exits 0 "--prune --keep-last 1 --json: exit 0"
+is "$(names "$PR/web1" | sed 's/\.lock *//')" "20240301T200000Z $NEW_INC" "--keep-last 1: the newest complete point stays"
+is "$(printf '%s' "$OUT" | python3 -c 'import json,sys; o=json.loads(sys.stdin.read()); print(o["point"], o["complete"])' 2>&1)" \
+	"20240301T080000Z True" "--prune --json: one object per point removed"
+
+# keep-within is counted from the newest point: years-old points are not
+# all removed.
+PR2=$T/prune2
+for id in 20240612T230000Z 20240612T100000Z 20240611T120000Z 20240610T120000Z 20240520T000000Z 20240415T000000Z; do
+	mkpoint "$PR2" web1 "$id"
+done
+cp -a "$PR2" "$T/prune3"
+run chom-backup --to "file://$PR2" --host web1 --prune --keep-within 36h
+exits 0 "--keep-within 36h: exit 0"
+is "$(names "$PR2/web1" | sed 's/\.lock *//')" "20240611T120000Z 20240612T100000Z 20240612T230000Z" \
+	"--keep-within 36h: the points within 36 h of the newest"
+run chom-backup --to "file://$T/prune3" --host web1 --prune --keep-daily 2 --keep-monthly 2
+exits 0 "--keep-daily 2 --keep-monthly 2: exit 0"
+is "$(names "$T/prune3/web1" | sed 's/\.lock *//')" "20240520T000000Z 20240611T120000Z 20240612T230000Z" \
+	"--keep-daily 2 --keep-monthly 2: the newest of each of 2 days and 2 months"
+
+# A backup and a prune in one run: the new point is the newest.
+PR4=$T/prune4
+mkpoint "$PR4" web1 20240101T000000Z
+run chom-backup --to "file://$PR4" --host web1 -r "$R" --db --db-cmd "cat $T/small.sql" --prune --keep-last 1
+exits 0 "backup then --prune --keep-last 1: exit 0"
+new=$(printf '%s\n' "$OUT" | head -n 1)
+like "$new" "$ID_RE" "backup then prune: the point id first"
+is "$(names "$PR4/web1" | sed 's/\.lock *//')" "$new" "backup then prune: only the new point is left"
+
+# --- a real MariaDB, the default mysqldump command ------------------------------
+if mariadb_start; then
+	M1=$MARIADB_PORT
+	sql1() { mariadb --no-defaults -h 127.0.0.1 -P "$M1" -u root "$@"; }
+	sql1 -e "
+		CREATE DATABASE shop;
+		CREATE TABLE shop.items (id INT PRIMARY KEY, name VARCHAR(64),
+			price DECIMAL(10,2), data BLOB);
+		CREATE USER 'backup'@'127.0.0.1' IDENTIFIED BY 'S3cret-pw';
+		CREATE USER 'backup'@'localhost' IDENTIFIED BY 'S3cret-pw';
+		GRANT ALL ON *.* TO 'backup'@'127.0.0.1';
+		GRANT ALL ON *.* TO 'backup'@'localhost';" 2>"$T/m1.err"
+	ok "MariaDB: schema and user created" test $? -eq 0
+	python3 -c '
+import random
+r = random.Random(7)
+print("INSERT INTO shop.items VALUES")
+print(",\n".join("(%d, %s, %.2f, 0x%s)" % (i, "\x27item %d\x27" % i, r.random() * 1000,
+    bytes(r.randrange(256) for _ in range(64)).hex()) for i in range(3000)) + ";")
+' | sql1 2>>"$T/m1.err"
+	is "$(sql1 -N -e 'SELECT COUNT(*) FROM shop.items' 2>&1)" 3000 "MariaDB: 3000 rows"
+	# The option file: root over the server's socket (and its port).
+	DEF=$T/my.cnf
+	printf '[client]\nuser=root\nsocket=%s\nport=%s\n' "$MARIADB_DIR/sock" "$M1" >"$DEF"
+	chmod 600 "$DEF"
+	run chom-backup --to "file://$T/mstore" --host db1 -r "$R" --db --db-defaults "$DEF"
+	exits 0 "--db --db-defaults: exit 0"
+	like "$OUT" "$ID_RE" "--db --db-defaults: prints the point id"
+	MP=$T/mstore/db1/$OUT
+	is "$(names "$MP")" "db.sql.gz.age manifest.json" "--db --db-defaults: db.sql.gz.age and the manifest"
+	is "$(mf "$MP/manifest.json" "[c['status'] for c in m['commands'] if c['part'] == 'db']")" '[0]' \
+		"MariaDB: mysqldump's status in the manifest"
+	like "$(mf "$MP/manifest.json" 'm["database_server_version"]')" '10\.[0-9]+\.[0-9]+.*MariaDB' \
+		"MariaDB: the server version in the manifest"
+	like "$(mf "$MP/manifest.json" "[c['command'] for c in m['commands'] if c['part'] == 'db'][0]")" \
+		'^mysqldump --defaults-extra-file=.*my\.cnf.* --single-transaction .*--routines .*--events .*--triggers .*--all-databases' \
+		"MariaDB: the default mysqldump command, credentials by option file"
+	# A user with a password: it goes through the option file only.
+	printf '[client]\nuser=backup\npassword=S3cret-pw\nhost=127.0.0.1\nport=%s\n' "$M1" >"$T/pw.cnf"
+	chmod 600 "$T/pw.cnf"
+	run chom-backup --to "file://$T/mstore-pw" --host db1 -r "$R" --db --db-defaults "$T/pw.cnf"
+	exits 0 "--db-defaults with a password: exit 0"
+	# shellcheck disable=SC2016 # backquotes of SQL, not of the shell
+	ok "--db-defaults with a password: the dump decrypts" \
+		grep -q 'INSERT INTO `items`' <(age -d -i "$KEY" "$T/mstore-pw/db1/$OUT/db.sql.gz.age" | gunzip)
+	unlike "$(cat "$T/mstore-pw/db1/$OUT/manifest.json")" 'S3cret-pw' "MariaDB: the password is not in the manifest"
+	unlike "$ERR" 'S3cret-pw' "MariaDB: the password is not printed"
+	age -d -i "$KEY" "$MP/db.sql.gz.age" | gunzip >"$T/mdump.sql"
+	# shellcheck disable=SC2016
+	ok "MariaDB: the dump decrypts and gunzips" grep -q 'CREATE TABLE `items`' "$T/mdump.sql"
+	MARIADB_DIR=$T/mariadb2
+	if mariadb_start; then
+		M2=$MARIADB_PORT
+		mariadb --no-defaults -h 127.0.0.1 -P "$M2" -u root <"$T/mdump.sql" 2>"$T/m2.err"
+		rc=$?
+		ok "MariaDB: mysql restores the dump into a fresh server" test "$rc" -eq 0
+		[ "$rc" -eq 0 ] || diag "$(head -5 "$T/m2.err")"
+		c1=$(sql1 -N -e 'CHECKSUM TABLE shop.items' 2>&1)
+		c2=$(mariadb --no-defaults -h 127.0.0.1 -P "$M2" -u root -N -e 'CHECKSUM TABLE shop.items' 2>&1)
+		like "$c1" '^shop\.items[[:space:]]+[0-9]+$' "MariaDB: CHECKSUM TABLE on the first server"
+		is "$c2" "$c1" "MariaDB: CHECKSUM TABLE equal after the restore"
+		is "$(mariadb --no-defaults -h 127.0.0.1 -P "$M2" -u root -N -e 'SELECT COUNT(*) FROM shop.items' 2>&1)" \
+			3000 "MariaDB: 3000 rows restored"
+	else
+		ok "a second mariadbd starts" false
+	fi
+	MARIADB_DIR=$T/mariadb
+	# A wrong password: mysqldump fails, the backup fails, nothing left.
+	printf '[client]\nuser=backup\npassword=wrong\nhost=127.0.0.1\nport=%s\n' "$M1" >"$T/bad.cnf"
+	chmod 600 "$T/bad.cnf"
+	run chom-backup --to "file://$T/mstore2" --host db1 -r "$R" --db --db-defaults "$T/bad.cnf"
+	exits 1 "MariaDB, wrong password: exit 1"
+	like "$ERR" 'chom-backup: .*(Access denied|1045)' "MariaDB, wrong password: mysqldump's error relayed"
+	unlike "$ERR" 'wrong' "MariaDB, wrong password: the password is not printed"
+	no_point_left "MariaDB, wrong password" "$T/mstore2" db1
+else
+	ok "mariadbd starts" false
+fi
+
+diag "chom-backup.t ran in $(($(date +%s) - T0)) s"
+done_testing
