@@ -79,6 +79,7 @@ bench: deps
 	$(MAKE) all
 	bench/stage.sh .
 	bench/health.sh .
+	bench/backup.sh .
 
 lint:
 	clang-format --dry-run --Werror $(wildcard lib/*.[ch] chom-*/*.c tests/unit/*.c)

@@ -335,7 +335,7 @@ gzpar_init(struct gzpar *g, int threads, struct chom_err *e)
 	size_t cap;
 	int i, r;
 
-	g->njobs = threads > 1 ? 2 * (size_t)threads : 1;
+	g->njobs = threads > 1 ? 4 * (size_t)threads : 1;
 	g->jobs = calloc(g->njobs, sizeof(*g->jobs));
 	g->workers = calloc((size_t)nstrm, sizeof(*g->workers));
 	if (!g->jobs || !g->workers)
