@@ -36,14 +36,6 @@ struct opts {
 	struct chom_retention keep;
 };
 
-static volatile sig_atomic_t stop;
-
-static void
-on_signal(int sig)
-{
-	stop = sig;
-}
-
 static void
 usage(void)
 {
@@ -537,6 +529,7 @@ config_key(void *ctx, const char *section, const char *key, const char *value,
 int
 main(int argc, char **argv)
 {
+	volatile sig_atomic_t *stop;
 	static char hostbuf[256], dbcmd[PATH_MAX + 512], sharedbuf[PATH_MAX];
 	static const char *const etc[] = { "/etc/nginx", "/etc/php",
 					   "/etc/chom", "/etc/mysql",
@@ -547,7 +540,6 @@ main(int argc, char **argv)
 	size_t i;
 	struct chom_backup_result res = { 0 };
 	struct chom_err e = { 0 };
-	struct sigaction sa;
 	const char *env;
 	int rc;
 
@@ -681,11 +673,7 @@ main(int argc, char **argv)
 					goto usage;
 			}
 		}
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = on_signal;
-		sigaction(SIGINT, &sa, NULL);
-		sigaction(SIGTERM, &sa, NULL);
-		signal(SIGPIPE, SIG_IGN);
+		stop = chom_cli_catch_signals();
 		rc = chom_backup_run(
 		    &(struct chom_backup_opts){
 			.stores = stores,
@@ -706,7 +694,7 @@ main(int argc, char **argv)
 			.recipients = keys,
 			.on_message = relay,
 			.progress = chom_cli_tty() ? progress : NULL,
-			.stop = &stop,
+			.stop = stop,
 		    },
 		    &res, &e);
 		metrics(&o, &res, rc < 0 ? (e.code ? e.code : 1) : 0);

@@ -14,14 +14,6 @@
 
 #define MAX_TARGETS 1024
 
-static volatile sig_atomic_t stop;
-
-static void
-on_signal(int sig)
-{
-	stop = sig;
-}
-
 static void
 usage(void)
 {
@@ -447,6 +439,7 @@ config_key(void *ctx, const char *section, const char *key, const char *value,
 int
 main(int argc, char **argv)
 {
+	volatile sig_atomic_t *stop;
 	static struct chom_target v[MAX_TARGETS];
 	struct chom_target tmpl = { .cert_min_days = -1,
 				    .interval = 1,
@@ -454,7 +447,6 @@ main(int argc, char **argv)
 	struct run_opts o = { 0 };
 	struct config cf = { &tmpl, &o.retries_set };
 	struct chom_err e = { 0 };
-	struct sigaction sa;
 	size_t n = 0, i;
 	int c, r, healthy = 1, first;
 	double d;
@@ -527,12 +519,9 @@ main(int argc, char **argv)
 	if (n == 0)
 		return chom_usage_error("no targets: give URLs or -f FILE");
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	if (chom_health_run(v, n, (size_t)o.concurrency, o.deadline, &stop,
-			    &e) < 0)
+	stop = chom_cli_catch_signals();
+	if (chom_health_run(v, n, (size_t)o.concurrency, o.deadline, stop, &e) <
+	    0)
 		return chom_report(&e);
 	for (i = 0; i < n; i++) {
 		healthy &= v[i].ok;
@@ -545,8 +534,7 @@ main(int argc, char **argv)
 	summary(chom_summary_path(o.summary), v, n);
 	for (i = 0; i < n; i++)
 		chom_target_free(&v[i]);
-	if (stop)
-		return chom_close_stdout(stop == SIGINT ? CHOM_EXIT_SIGINT
-							: CHOM_EXIT_SIGTERM);
+	if (*stop)
+		return chom_close_stdout(chom_cli_signal_status(*stop));
 	return chom_close_stdout(healthy ? CHOM_EXIT_OK : CHOM_EXIT_FAIL);
 }

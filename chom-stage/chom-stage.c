@@ -26,14 +26,6 @@ struct opts {
 	int json;
 };
 
-static volatile sig_atomic_t stop;
-
-static void
-on_signal(int sig)
-{
-	stop = sig;
-}
-
 static void
 usage(void)
 {
@@ -196,6 +188,7 @@ static const struct option longopts[] = {
 int
 main(int argc, char **argv)
 {
+	volatile sig_atomic_t *stop;
 	struct opts cli = { .require_checksum = -1 },
 		    o = { .require_checksum = -1 };
 	const char *links[MAX_LINKS], *env, *artifact,
@@ -205,7 +198,6 @@ main(int argc, char **argv)
 	struct chom_layout layout;
 	struct chom_err e = { 0 };
 	struct timespec t0;
-	struct sigaction sa;
 	size_t nlinks = 0, i;
 	int c;
 
@@ -314,11 +306,7 @@ main(int argc, char **argv)
 	if (chom_layout_init(&layout, o.base, &e) < 0)
 		return chom_report(&e);
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	stop = chom_cli_catch_signals();
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	chom_debug("staging %s as %s in %s", artifact, id, layout.releases);
 	if (chom_stage(
@@ -332,16 +320,16 @@ main(int argc, char **argv)
 		    .max_bytes = o.max_bytes,
 		    .max_files = o.max_files,
 		    .wait_s = o.wait_s,
-		    .stop = &stop,
+		    .stop = stop,
 		    .progress = progress,
 		    .progress_ctx = &t0,
 		},
 		&res, &e) < 0) {
 		chom_progress_end();
-		if (!stop)
+		if (!*stop)
 			return chom_report(&e);
 		chom_error("interrupted; nothing staged");
-		return stop == SIGINT ? CHOM_EXIT_SIGINT : CHOM_EXIT_SIGTERM;
+		return chom_cli_signal_status(*stop);
 	}
 	chom_progress_end();
 	if (res.removed_stale)

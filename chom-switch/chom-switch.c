@@ -20,14 +20,6 @@ struct opts {
 	double wait_s;
 };
 
-static volatile sig_atomic_t stop;
-
-static void
-on_signal(int sig)
-{
-	stop = sig;
-}
-
 static void
 usage(void)
 {
@@ -246,10 +238,10 @@ set_action(enum action *a, enum action want)
 int
 main(int argc, char **argv)
 {
+	volatile sig_atomic_t *stop;
 	struct opts cli = { 0 }, o = { 0 };
 	const char *env, *wait = NULL, *prune = NULL, *config = NULL,
 			 *summary = NULL;
-	struct sigaction sa;
 	struct chom_switch_result res;
 	struct chom_layout layout;
 	struct chom_err e = { 0 };
@@ -337,10 +329,7 @@ main(int argc, char **argv)
 	if (act == PRUNE)
 		return chom_close_stdout(do_prune(&layout, &o, force, json));
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal; /* no SA_RESTART: waitpid must see it */
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	stop = chom_cli_catch_signals();
 	rc = chom_switch(
 	    &(struct chom_switch_opts){
 		.layout = &layout,
@@ -351,7 +340,7 @@ main(int argc, char **argv)
 		.exec_cmd = o.exec_cmd,
 		.wait_s = o.wait_s,
 		.metrics_dir = o.metrics_dir,
-		.stop = &stop,
+		.stop = stop,
 	    },
 	    &res, &e);
 	write_summary(chom_summary_path(summary), act, &res,

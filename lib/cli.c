@@ -227,6 +227,33 @@ chom_summary_append(const char *path, const char *text, struct chom_err *e)
 	return 0;
 }
 
+static volatile sig_atomic_t caught;
+
+static void
+on_signal(int sig)
+{
+	caught = sig;
+}
+
+volatile sig_atomic_t *
+chom_cli_catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return &caught;
+}
+
+int
+chom_cli_signal_status(int sig)
+{
+	return sig == SIGINT ? CHOM_EXIT_SIGINT : CHOM_EXIT_SIGTERM;
+}
+
 int
 chom_close_stdout(int status)
 {

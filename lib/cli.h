@@ -7,6 +7,7 @@
 #define CHOM_CLI_H
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdbool.h>
 
 #include "err.h"
@@ -57,6 +58,15 @@ const char *chom_summary_path(const char *opt);
 void chom_md_cell(const char *s, char *out, size_t size);
 /* Appends text to path in one write(2). */
 int chom_summary_append(const char *path, const char *text, struct chom_err *e);
+
+/*
+ * SIGINT and SIGTERM set the flag returned to the signal's number, with no
+ * SA_RESTART so that a blocked call returns to look at it; SIGPIPE is
+ * ignored, a write error then reported where it happens.
+ */
+volatile sig_atomic_t *chom_cli_catch_signals(void);
+/* The exit status after signal sig: 130 for SIGINT, 143 for SIGTERM. */
+int chom_cli_signal_status(int sig);
 
 /* Flushes and checks stdout at exit: a full disk or closed pipe is an error. */
 int chom_close_stdout(int status);
