@@ -7,8 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 
 #include "exitcode.h"
 #include "gzpar.h"
@@ -23,201 +21,17 @@ struct fixture {
 	char in[128], gz[128], out[128];
 };
 
-/* What a mem sink was given. */
-struct buf {
-	unsigned char *p;
-	size_t len, cap;
-	int closed;
-};
-
-/* A sink into a struct buf; a write past limit or a close fails (code 4). */
-struct mem {
-	struct chom_sink sink;
-	struct buf *b;
-	size_t limit;
-	int fail_close;
-};
-
-static int
-mem_write(struct chom_sink *s, const void *p, size_t len, struct chom_err *e)
-{
-	struct mem *m = (struct mem *)s;
-	struct buf *b = m->b;
-
-	if (b->len + len > m->limit)
-		return chom_err_set(e, CHOM_EXIT_UNSAFE, "disk full");
-	if (b->len + len > b->cap) {
-		b->cap = (b->len + len) * 2;
-		b->p = realloc(b->p, b->cap);
-		assert_non_null(b->p);
-	}
-	memcpy(b->p + b->len, p, len);
-	b->len += len;
-	return 0;
-}
-
-static int
-mem_close(struct chom_sink *s, struct chom_err *e)
-{
-	struct mem *m = (struct mem *)s;
-
-	if (m->fail_close)
-		return chom_err_set(e, CHOM_EXIT_UNSAFE, "close failed");
-	m->b->closed++;
-	return 0;
-}
-
 static void
-mem_free(struct chom_sink *s)
-{
-	free(s);
-}
-
-static struct chom_sink *
-mem_new(struct buf *b, size_t limit, int fail_close)
-{
-	struct mem *m = calloc(1, sizeof(*m));
-
-	assert_non_null(m);
-	memset(b, 0, sizeof(*b));
-	m->sink.write = mem_write;
-	m->sink.close = mem_close;
-	m->sink.free = mem_free;
-	m->b = b;
-	m->limit = limit;
-	m->fail_close = fail_close;
-	return &m->sink;
-}
-
-static uint64_t
-rnd(uint64_t *s)
-{
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 0x2545f4914f6cdd1dULL;
-}
-
-static const char *const words[] = {
-	"the",      "order",   "customer", "id",        "name",     "status",
-	"created",  "value",   "item",     "price",     "total",    "user",
-	"account",  "invoice", "payment",  "address",   "city",     "shipped",
-	"pending",  "return",  "count",    "buffer",    "length",   "error",
-	"result",   "config",  "server",   "request",   "response", "table",
-	"index",    "key",     "product",  "category",  "stock",    "warehouse",
-	"delivery", "note",    "email",    "phone",     "country",  "region",
-	"discount", "tax",     "currency", "quantity",  "session",  "token",
-	"cache",    "queue",   "worker",   "thread",    "handler",  "timeout",
-	"retry",    "backup",  "restore",  "snapshot",  "release",  "deploy",
-	"health",   "metric",  "latency",  "throughput"
-};
-#define NWORDS (sizeof(words) / sizeof(words[0]))
-
-/* Frequent words often, rare ones now and then, as in real text. */
-static const char *
-word(uint64_t *s)
-{
-	uint64_t r = rnd(s);
-
-	return words[(r & 1 ? (r >> 1) % 12 : (r >> 1) % NWORDS)];
-}
-
-/* n bytes of deterministic text: SQL dump INSERTs, C code, comments. */
-static unsigned char *
-gen_text(size_t n, uint64_t seed)
-{
-	unsigned char *p = malloc(n ? n : 1);
-	uint64_t s = seed * 0x9e3779b97f4a7c15ULL + 1;
-	unsigned long id = 1;
-	char line[4096];
-	size_t off = 0;
-
-	assert_non_null(p);
-	while (off < n) {
-		uint64_t kind = rnd(&s) % 100;
-		int len = 0, i, tuples;
-
-		if (kind < 60) {
-			tuples = 3 + (int)(rnd(&s) % 12);
-			len = snprintf(line, sizeof(line),
-				       "INSERT INTO `%s_%s` VALUES ", word(&s),
-				       word(&s));
-			for (i = 0; i < tuples; i++)
-				len += snprintf(
-				    line + len, sizeof(line) - (size_t)len,
-				    "(%lu,'%s %s %s','2024-%02d-%02d "
-				    "%02d:%02d:%02d',%lu.%02lu,%s)%s",
-				    id++, word(&s), word(&s), word(&s),
-				    (int)(rnd(&s) % 12) + 1,
-				    (int)(rnd(&s) % 28) + 1,
-				    (int)(rnd(&s) % 24), (int)(rnd(&s) % 60),
-				    (int)(rnd(&s) % 60),
-				    (unsigned long)(rnd(&s) % 10000),
-				    (unsigned long)(rnd(&s) % 100),
-				    rnd(&s) % 3 ? "NULL" : "'shipped'",
-				    i + 1 < tuples ? "," : ";\n");
-		} else if (kind < 85) {
-			len = snprintf(line, sizeof(line),
-				       "\tif (%s->%s_%s == %s)\n\t\treturn "
-				       "%s_%s(%s, %d);\n",
-				       word(&s), word(&s), word(&s), word(&s),
-				       word(&s), word(&s), word(&s),
-				       (int)(rnd(&s) % 100));
-		} else {
-			len = snprintf(line, sizeof(line),
-				       "-- Table structure for table `%s_%s`\n"
-				       "  `%s_id` int(11) NOT NULL DEFAULT "
-				       "'%d',\n",
-				       word(&s), word(&s), word(&s),
-				       (int)(rnd(&s) % 1000));
-		}
-		if ((size_t)len > n - off)
-			len = (int)(n - off);
-		memcpy(p + off, line, (size_t)len);
-		off += (size_t)len;
-	}
-	return p;
-}
-
-static unsigned char *
-gen_random(size_t n, uint64_t seed)
-{
-	unsigned char *p = malloc(n ? n : 1);
-	uint64_t s = seed + 0x1234567;
-
-	assert_non_null(p);
-	for (size_t i = 0; i < n; i++)
-		p[i] = (unsigned char)(rnd(&s) >> 56);
-	return p;
-}
-
-/* Writes n bytes to s in chunks (0: at once), then closes it. */
-static int
-feed(struct chom_sink *s, const unsigned char *p, size_t n, size_t chunk,
-     struct chom_err *e)
-{
-	size_t off, k;
-
-	if (!chunk)
-		chunk = n ? n : 1;
-	for (off = 0; off < n; off += k) {
-		k = n - off < chunk ? n - off : chunk;
-		if (chom_sink_write(s, p + off, k, e))
-			return -1;
-	}
-	return chom_sink_close(s, e);
-}
-
-static void
-gz(const unsigned char *p, size_t n, int threads, size_t chunk, struct buf *out)
+gz(const unsigned char *p, size_t n, int threads, size_t chunk,
+   struct tu_buf *out)
 {
 	struct chom_err e;
 	struct chom_sink *s =
-	    chom_gzpar_new(mem_new(out, SIZE_MAX, 0), 6, threads, &e);
+	    chom_gzpar_new(tu_mem_new(out, SIZE_MAX, 0), 6, threads, &e);
 
 	if (!s)
 		TU_FAILF("chom_gzpar_new: %s", e.msg);
-	if (feed(s, p, n, chunk, &e))
+	if (tu_feed(s, p, n, chunk, &e))
 		TU_FAILF("gzpar: %s", e.msg);
 	chom_sink_free(s);
 	assert_int_equal(out->closed, 1);
@@ -225,78 +39,17 @@ gz(const unsigned char *p, size_t n, int threads, size_t chunk, struct buf *out)
 
 /* Gunzips n bytes of p into out; returns what the writes and close did. */
 static int
-gunzip(const unsigned char *p, size_t n, size_t chunk, struct buf *out,
+gunzip(const unsigned char *p, size_t n, size_t chunk, struct tu_buf *out,
        struct chom_err *e)
 {
-	struct chom_sink *s = chom_gunzip_new(mem_new(out, SIZE_MAX, 0), e);
+	struct chom_sink *s = chom_gunzip_new(tu_mem_new(out, SIZE_MAX, 0), e);
 	int r;
 
 	if (!s)
 		TU_FAILF("chom_gunzip_new: %s", e->msg);
-	r = feed(s, p, n, chunk, e);
+	r = tu_feed(s, p, n, chunk, e);
 	chom_sink_free(s);
 	return r;
-}
-
-static void
-put_file(const char *path, const void *p, size_t n)
-{
-	FILE *f = fopen(path, "wb");
-
-	assert_non_null(f);
-	assert_int_equal(fwrite(p, 1, n, f), n);
-	assert_int_equal(fclose(f), 0);
-}
-
-static unsigned char *
-get_file(const char *path, size_t *n)
-{
-	FILE *f = fopen(path, "rb");
-	struct stat st;
-	unsigned char *p;
-
-	assert_non_null(f);
-	assert_int_equal(fstat(fileno(f), &st), 0);
-	p = malloc((size_t)st.st_size + 1);
-	assert_non_null(p);
-	*n = fread(p, 1, (size_t)st.st_size, f);
-	assert_int_equal(*n, (size_t)st.st_size);
-	fclose(f);
-	return p;
-}
-
-static off_t
-file_size(const char *path)
-{
-	struct stat st;
-
-	assert_int_equal(stat(path, &st), 0);
-	return st.st_size;
-}
-
-/* Runs a shell command; fails the test unless it exits 0. */
-static void
-sh(const char *fmt, ...)
-{
-	char cmd[1024];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	if (st != 0)
-		TU_FAILF("`%s` exited with status %d", cmd, st);
-}
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int
@@ -321,16 +74,6 @@ teardown(void **state)
 	return tu_fixture_free(fx, fx->dir);
 }
 
-/* out must hold exactly the n bytes of p. */
-static void
-expect_same(const struct buf *out, const unsigned char *p, size_t n,
-	    const char *what)
-{
-	if (out->len != n || (n && memcmp(out->p, p, n)))
-		TU_FAILF("%s: %zu bytes back for %zu, or different", what,
-			 out->len, n);
-}
-
 static void
 test_round_trip(void **state)
 {
@@ -345,11 +88,11 @@ test_round_trip(void **state)
 
 	for (random = 0; random < 2; random++)
 		for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-			unsigned char *p = random ? gen_random(sizes[i], i)
-						  : gen_text(sizes[i], i);
+			unsigned char *p = random ? tu_gen_random(sizes[i], i)
+						  : tu_gen_text(sizes[i], i);
 
 			for (j = 0; j < 3; j++) {
-				struct buf z, back;
+				struct tu_buf z, back;
 				struct chom_err e;
 				size_t chunk = j == 0 ? 0 : j == 1 ? 4093 : 1;
 				unsigned char *tool;
@@ -366,10 +109,10 @@ test_round_trip(void **state)
 				if (gunzip(z.p, z.len, chunk ? 1000 : 0, &back,
 					   &e))
 					TU_FAILF("%s: gunzip: %s", what, e.msg);
-				expect_same(&back, p, sizes[i], what);
-				put_file(fx->gz, z.p, z.len);
-				sh("gzip -dc '%s' >'%s'", fx->gz, fx->out);
-				tool = get_file(fx->out, &n);
+				tu_expect_same(&back, p, sizes[i], what);
+				tu_put_file(fx->gz, z.p, z.len);
+				tu_sh("gzip -dc '%s' >'%s'", fx->gz, fx->out);
+				tool = tu_get_file(fx->out, &n);
 				if (n != sizes[i] || (n && memcmp(tool, p, n)))
 					TU_FAILF("%s: gzip -d differs", what);
 				free(tool);
@@ -384,18 +127,18 @@ static void
 test_gunzip_multi_member(void **state)
 {
 	struct fixture *fx = *state;
-	unsigned char *a = gen_text(300000, 7), *both, *gzipped;
+	unsigned char *a = tu_gen_text(300000, 7), *both, *gzipped;
 	struct chom_sink *s;
-	struct buf z, back;
+	struct tu_buf z, back;
 	struct chom_err e;
 	size_t n;
 
 	/* Members from gzip(1), then one of ours. */
-	put_file(fx->in, a, 200000);
-	sh("gzip -6 -c '%s' >'%s' && gzip -1 -c '%s' >>'%s'", fx->in, fx->gz,
-	   fx->in, fx->gz);
+	tu_put_file(fx->in, a, 200000);
+	tu_sh("gzip -6 -c '%s' >'%s' && gzip -1 -c '%s' >>'%s'", fx->in, fx->gz,
+	      fx->in, fx->gz);
 	gz(a + 200000, 100000, 2, 0, &z);
-	gzipped = get_file(fx->gz, &n);
+	gzipped = tu_get_file(fx->gz, &n);
 	both = malloc(n + z.len);
 	assert_non_null(both);
 	memcpy(both, gzipped, n);
@@ -407,10 +150,10 @@ test_gunzip_multi_member(void **state)
 	assert_memory_equal(back.p + 400000, a + 200000, 100000);
 	free(back.p);
 	/* Written in two parts split exactly at the last member's start. */
-	s = chom_gunzip_new(mem_new(&back, SIZE_MAX, 0), &e);
+	s = chom_gunzip_new(tu_mem_new(&back, SIZE_MAX, 0), &e);
 	assert_non_null(s);
 	assert_int_equal(chom_sink_write(s, both, n, &e), 0);
-	assert_int_equal(feed(s, both + n, z.len, 0, &e), 0);
+	assert_int_equal(tu_feed(s, both + n, z.len, 0, &e), 0);
 	chom_sink_free(s);
 	assert_int_equal(back.len, 500000);
 	assert_memory_equal(back.p + 400000, a + 200000, 100000);
@@ -425,7 +168,7 @@ test_gunzip_multi_member(void **state)
 static void
 expect_corrupt(const unsigned char *p, size_t n, const char *what)
 {
-	struct buf back;
+	struct tu_buf back;
 	struct chom_err e;
 	size_t chunk;
 
@@ -442,8 +185,8 @@ expect_corrupt(const unsigned char *p, size_t n, const char *what)
 static void
 test_gunzip_corrupt(void **state)
 {
-	unsigned char *p = gen_text(MIB, 3), *bad;
-	struct buf z;
+	unsigned char *p = tu_gen_text(MIB, 3), *bad;
+	struct tu_buf z;
 	size_t i;
 
 	gz(p, MIB, 2, 0, &z);
@@ -478,17 +221,17 @@ test_gunzip_corrupt(void **state)
 static void
 test_next_error(void **state)
 {
-	unsigned char *p = gen_text(5 * MIB, 11);
+	unsigned char *p = tu_gen_text(5 * MIB, 11);
 	struct chom_sink *s;
 	struct chom_err e;
-	struct buf out, z;
+	struct tu_buf out, z;
 	int t, r;
 
 	for (t = 1; t <= 4; t *= 2) {
 		/* next fails after 100 KB of output. */
-		s = chom_gzpar_new(mem_new(&out, 100000, 0), 6, t, &e);
+		s = chom_gzpar_new(tu_mem_new(&out, 100000, 0), 6, t, &e);
 		assert_non_null(s);
-		r = feed(s, p, 5 * MIB, 65536, &e);
+		r = tu_feed(s, p, 5 * MIB, 65536, &e);
 		assert_int_equal(r, -1);
 		assert_int_equal(e.code, CHOM_EXIT_UNSAFE);
 		assert_string_equal(e.msg, "disk full");
@@ -502,16 +245,16 @@ test_next_error(void **state)
 		free(out.p);
 
 		/* next fails to close. */
-		s = chom_gzpar_new(mem_new(&out, SIZE_MAX, 1), 6, t, &e);
+		s = chom_gzpar_new(tu_mem_new(&out, SIZE_MAX, 1), 6, t, &e);
 		assert_non_null(s);
-		assert_int_equal(feed(s, p, 300000, 0, &e), -1);
+		assert_int_equal(tu_feed(s, p, 300000, 0, &e), -1);
 		assert_int_equal(e.code, CHOM_EXIT_UNSAFE);
 		assert_string_equal(e.msg, "close failed");
 		chom_sink_free(s);
 		free(out.p);
 
 		/* Freed in the middle, with blocks in flight. */
-		s = chom_gzpar_new(mem_new(&out, SIZE_MAX, 0), 6, t, &e);
+		s = chom_gzpar_new(tu_mem_new(&out, SIZE_MAX, 0), 6, t, &e);
 		assert_non_null(s);
 		assert_int_equal(chom_sink_write(s, p, 5 * MIB, &e), 0);
 		chom_sink_free(s);
@@ -521,16 +264,16 @@ test_next_error(void **state)
 
 	/* The decompressor passes next's failures on too. */
 	gz(p, 5 * MIB, 2, 0, &z);
-	s = chom_gunzip_new(mem_new(&out, MIB, 0), &e);
+	s = chom_gunzip_new(tu_mem_new(&out, MIB, 0), &e);
 	assert_non_null(s);
-	assert_int_equal(feed(s, z.p, z.len, 0, &e), -1);
+	assert_int_equal(tu_feed(s, z.p, z.len, 0, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_UNSAFE);
 	assert_string_equal(e.msg, "disk full");
 	chom_sink_free(s);
 	free(out.p);
-	s = chom_gunzip_new(mem_new(&out, SIZE_MAX, 1), &e);
+	s = chom_gunzip_new(tu_mem_new(&out, SIZE_MAX, 1), &e);
 	assert_non_null(s);
-	assert_int_equal(feed(s, z.p, z.len, 0, &e), -1);
+	assert_int_equal(tu_feed(s, z.p, z.len, 0, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_UNSAFE);
 	assert_string_equal(e.msg, "close failed");
 	chom_sink_free(s);
@@ -542,8 +285,8 @@ test_next_error(void **state)
 static void
 test_bad_args(void **state)
 {
-	struct buf out;
-	struct chom_sink *next = mem_new(&out, SIZE_MAX, 0);
+	struct tu_buf out;
+	struct chom_sink *next = tu_mem_new(&out, SIZE_MAX, 0);
 	struct chom_err e;
 
 	assert_null(chom_gzpar_new(next, 10, 1, &e));
@@ -562,20 +305,20 @@ test_bad_args(void **state)
 static void
 test_levels(void **state)
 {
-	unsigned char *p = gen_text(600000, 5);
-	struct buf z, back;
+	unsigned char *p = tu_gen_text(600000, 5);
+	struct tu_buf z, back;
 	struct chom_err e;
 	int level;
 
 	for (level = 0; level <= 9; level++) {
 		struct chom_sink *s =
-		    chom_gzpar_new(mem_new(&z, SIZE_MAX, 0), level, 2, &e);
+		    chom_gzpar_new(tu_mem_new(&z, SIZE_MAX, 0), level, 2, &e);
 
 		assert_non_null(s);
-		assert_int_equal(feed(s, p, 600000, 10000, &e), 0);
+		assert_int_equal(tu_feed(s, p, 600000, 10000, &e), 0);
 		chom_sink_free(s);
 		assert_int_equal(gunzip(z.p, z.len, 0, &back, &e), 0);
-		expect_same(&back, p, 600000, "a level");
+		tu_expect_same(&back, p, 600000, "a level");
 		free(z.p);
 		free(back.p);
 	}
@@ -588,21 +331,21 @@ test_ratio_and_speed(void **state)
 {
 	struct fixture *fx = *state;
 	size_t n = 20 * MIB;
-	unsigned char *p = gen_text(n, 42);
-	struct buf z[2];
+	unsigned char *p = tu_gen_text(n, 42);
+	struct tu_buf z[2];
 	double secs[2], t0, diff;
 	off_t ref;
 	int i;
 
-	put_file(fx->in, p, n);
-	t0 = now();
-	sh("gzip -6 -c '%s' >'%s'", fx->in, fx->gz);
-	print_message("# gzip -6: %.2f s\n", now() - t0);
-	ref = file_size(fx->gz);
+	tu_put_file(fx->in, p, n);
+	t0 = tu_now();
+	tu_sh("gzip -6 -c '%s' >'%s'", fx->in, fx->gz);
+	print_message("# gzip -6: %.2f s\n", tu_now() - t0);
+	ref = tu_file_size(fx->gz);
 	for (i = 0; i < 2; i++) {
-		t0 = now();
+		t0 = tu_now();
 		gz(p, n, i + 1, 65536, &z[i]);
-		secs[i] = now() - t0;
+		secs[i] = tu_now() - t0;
 	}
 	assert_int_equal(z[0].len, z[1].len);
 	assert_memory_equal(z[0].p, z[1].p, z[0].len);
@@ -617,8 +360,8 @@ test_ratio_and_speed(void **state)
 		      secs[0] / secs[1]);
 	if (diff > 0.02 || diff < -0.02)
 		TU_FAILF("gzpar's output is %+.2f%% of gzip -6's", diff * 100);
-	put_file(fx->gz, z[1].p, z[1].len);
-	sh("gzip -dc '%s' | cmp -s - '%s'", fx->gz, fx->in);
+	tu_put_file(fx->gz, z[1].p, z[1].len);
+	tu_sh("gzip -dc '%s' | cmp -s - '%s'", fx->gz, fx->in);
 	free(z[0].p);
 	free(z[1].p);
 	free(p);

@@ -15,6 +15,7 @@
 
 #include "testutil.h"
 
+#include "exitcode.h"
 #include "history.h"
 #include "lock.h"
 
@@ -257,4 +258,249 @@ tu_expect_lock_free(const char *path)
 	if (chom_lock_acquire(&lk, path, 0, &e) != 0)
 		TU_FAILF("the lock is still held: %s", e.msg);
 	chom_lock_release(&lk);
+}
+
+/* A tu_mem_new() sink, into a struct tu_buf. */
+struct mem {
+	struct chom_sink sink;
+	struct tu_buf *b;
+	size_t limit;
+	int fail_close;
+};
+
+static int
+mem_write(struct chom_sink *s, const void *p, size_t len, struct chom_err *e)
+{
+	struct mem *m = (struct mem *)s;
+	struct tu_buf *b = m->b;
+
+	if (b->len + len > m->limit)
+		return chom_err_set(e, CHOM_EXIT_UNSAFE, "disk full");
+	if (b->len + len > b->cap) {
+		b->cap = (b->len + len) * 2;
+		b->p = realloc(b->p, b->cap);
+		assert_non_null(b->p);
+	}
+	memcpy(b->p + b->len, p, len);
+	b->len += len;
+	return 0;
+}
+
+static int
+mem_close(struct chom_sink *s, struct chom_err *e)
+{
+	struct mem *m = (struct mem *)s;
+
+	if (m->fail_close)
+		return chom_err_set(e, CHOM_EXIT_UNSAFE, "close failed");
+	m->b->closed++;
+	return 0;
+}
+
+static void
+mem_free(struct chom_sink *s)
+{
+	free(s);
+}
+
+struct chom_sink *
+tu_mem_new(struct tu_buf *b, size_t limit, int fail_close)
+{
+	struct mem *m = calloc(1, sizeof(*m));
+
+	assert_non_null(m);
+	memset(b, 0, sizeof(*b));
+	m->sink.write = mem_write;
+	m->sink.close = mem_close;
+	m->sink.free = mem_free;
+	m->b = b;
+	m->limit = limit;
+	m->fail_close = fail_close;
+	return &m->sink;
+}
+
+static uint64_t
+rnd(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545f4914f6cdd1dULL;
+}
+
+static const char *const words[] = {
+	"the",      "order",   "customer", "id",        "name",     "status",
+	"created",  "value",   "item",     "price",     "total",    "user",
+	"account",  "invoice", "payment",  "address",   "city",     "shipped",
+	"pending",  "return",  "count",    "buffer",    "length",   "error",
+	"result",   "config",  "server",   "request",   "response", "table",
+	"index",    "key",     "product",  "category",  "stock",    "warehouse",
+	"delivery", "note",    "email",    "phone",     "country",  "region",
+	"discount", "tax",     "currency", "quantity",  "session",  "token",
+	"cache",    "queue",   "worker",   "thread",    "handler",  "timeout",
+	"retry",    "backup",  "restore",  "snapshot",  "release",  "deploy",
+	"health",   "metric",  "latency",  "throughput"
+};
+#define NWORDS (sizeof(words) / sizeof(words[0]))
+
+/* Frequent words often, rare ones now and then, as in real text. */
+static const char *
+word(uint64_t *s)
+{
+	uint64_t r = rnd(s);
+
+	return words[(r & 1 ? (r >> 1) % 12 : (r >> 1) % NWORDS)];
+}
+
+unsigned char *
+tu_gen_text(size_t n, uint64_t seed)
+{
+	unsigned char *p = malloc(n ? n : 1);
+	uint64_t s = seed * 0x9e3779b97f4a7c15ULL + 1;
+	unsigned long id = 1;
+	char line[4096];
+	size_t off = 0;
+
+	assert_non_null(p);
+	while (off < n) {
+		uint64_t kind = rnd(&s) % 100;
+		int len = 0, i, tuples;
+
+		if (kind < 60) {
+			tuples = 3 + (int)(rnd(&s) % 12);
+			len = snprintf(line, sizeof(line),
+				       "INSERT INTO `%s_%s` VALUES ", word(&s),
+				       word(&s));
+			for (i = 0; i < tuples; i++)
+				len += snprintf(
+				    line + len, sizeof(line) - (size_t)len,
+				    "(%lu,'%s %s %s','2024-%02d-%02d "
+				    "%02d:%02d:%02d',%lu.%02lu,%s)%s",
+				    id++, word(&s), word(&s), word(&s),
+				    (int)(rnd(&s) % 12) + 1,
+				    (int)(rnd(&s) % 28) + 1,
+				    (int)(rnd(&s) % 24), (int)(rnd(&s) % 60),
+				    (int)(rnd(&s) % 60),
+				    (unsigned long)(rnd(&s) % 10000),
+				    (unsigned long)(rnd(&s) % 100),
+				    rnd(&s) % 3 ? "NULL" : "'shipped'",
+				    i + 1 < tuples ? "," : ";\n");
+		} else if (kind < 85) {
+			len = snprintf(line, sizeof(line),
+				       "\tif (%s->%s_%s == %s)\n\t\treturn "
+				       "%s_%s(%s, %d);\n",
+				       word(&s), word(&s), word(&s), word(&s),
+				       word(&s), word(&s), word(&s),
+				       (int)(rnd(&s) % 100));
+		} else {
+			len = snprintf(line, sizeof(line),
+				       "-- Table structure for table `%s_%s`\n"
+				       "  `%s_id` int(11) NOT NULL DEFAULT "
+				       "'%d',\n",
+				       word(&s), word(&s), word(&s),
+				       (int)(rnd(&s) % 1000));
+		}
+		if ((size_t)len > n - off)
+			len = (int)(n - off);
+		memcpy(p + off, line, (size_t)len);
+		off += (size_t)len;
+	}
+	return p;
+}
+
+unsigned char *
+tu_gen_random(size_t n, uint64_t seed)
+{
+	unsigned char *p = malloc(n ? n : 1);
+	uint64_t s = seed + 0x1234567;
+
+	assert_non_null(p);
+	for (size_t i = 0; i < n; i++)
+		p[i] = (unsigned char)(rnd(&s) >> 56);
+	return p;
+}
+
+int
+tu_feed(struct chom_sink *s, const unsigned char *p, size_t n, size_t chunk,
+	struct chom_err *e)
+{
+	size_t off, k;
+
+	if (!chunk)
+		chunk = n ? n : 1;
+	for (off = 0; off < n; off += k) {
+		k = n - off < chunk ? n - off : chunk;
+		if (chom_sink_write(s, p + off, k, e))
+			return -1;
+	}
+	return chom_sink_close(s, e);
+}
+
+void
+tu_put_file(const char *path, const void *p, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(p, 1, n, f), n);
+	assert_int_equal(fclose(f), 0);
+}
+
+unsigned char *
+tu_get_file(const char *path, size_t *n)
+{
+	FILE *f = fopen(path, "rb");
+	struct stat st;
+	unsigned char *p;
+
+	assert_non_null(f);
+	assert_int_equal(fstat(fileno(f), &st), 0);
+	p = malloc((size_t)st.st_size + 1);
+	assert_non_null(p);
+	*n = fread(p, 1, (size_t)st.st_size, f);
+	assert_int_equal(*n, (size_t)st.st_size);
+	fclose(f);
+	return p;
+}
+
+off_t
+tu_file_size(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_size;
+}
+
+void
+tu_sh(const char *fmt, ...)
+{
+	char cmd[1024];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	st = system(cmd);
+	if (st != 0)
+		TU_FAILF("`%s` exited with status %d", cmd, st);
+}
+
+double
+tu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void
+tu_expect_same(const struct tu_buf *out, const unsigned char *p, size_t n,
+	       const char *what)
+{
+	if (out->len != n || (n && memcmp(out->p, p, n)))
+		TU_FAILF("%s: %zu bytes back for %zu, or different", what,
+			 out->len, n);
 }

@@ -1,6 +1,7 @@
 /*
  * Fixtures shared by the unit tests: temporary directories, small files,
- * forked children, tar.gz archives and the deploy layout.
+ * forked children, tar.gz archives, the deploy layout, an in-memory sink
+ * and deterministic test data.
  */
 #ifndef CHOM_TESTUTIL_H
 #define CHOM_TESTUTIL_H
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 
 #include "release.h"
+#include "sink.h"
 
 /* Fails the test with a printf-style reason shown in the TAP stream. */
 #define TU_FAILF(...)                                                          \
@@ -39,6 +41,13 @@ struct tu_ent {
 	int type; /* AE_IFREG, AE_IFDIR, AE_IFLNK, AE_IFIFO or TU_HARDLINK */
 	int mode;
 	const char *data; /* a file's content, a link's target */
+};
+
+/* What a tu_mem_new() sink was given, and how many times it was closed. */
+struct tu_buf {
+	unsigned char *p; /* malloc'd: free() it */
+	size_t len, cap;
+	int closed;
 };
 
 /* calloc(size) with a new /tmp/chom-test-NAME-XXXXXX at off; NULL: failed. */
@@ -74,5 +83,27 @@ void tu_expect_last_history(const char *history, const char *action,
 			    const char *from, const char *to);
 /* Fails the test unless the lock at path is free (taken and released). */
 void tu_expect_lock_free(const char *path);
+/* A sink into b (zeroed); a write past limit or a close fails (code 4). */
+struct chom_sink *tu_mem_new(struct tu_buf *b, size_t limit, int fail_close);
+/* n bytes of deterministic text: SQL dump INSERTs, C code, comments. */
+unsigned char *tu_gen_text(size_t n, uint64_t seed);
+/* n bytes of deterministic random data (incompressible); free() it. */
+unsigned char *tu_gen_random(size_t n, uint64_t seed);
+/* Writes n bytes to s in chunks (0: at once), then closes it; -1: failed. */
+int tu_feed(struct chom_sink *s, const unsigned char *p, size_t n, size_t chunk,
+	    struct chom_err *e);
+/* Makes path (replaced if it exists) hold n bytes of p; fails on error. */
+void tu_put_file(const char *path, const void *p, size_t n);
+/* All of path, malloc'd, its length in *n; fails the test on error. */
+unsigned char *tu_get_file(const char *path, size_t *n);
+/* The size of path; fails the test unless stat(2) succeeds. */
+off_t tu_file_size(const char *path);
+/* Runs a printf-style shell command; fails the test unless it exits 0. */
+void tu_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* CLOCK_MONOTONIC now, in seconds. */
+double tu_now(void);
+/* Fails the test, naming what, unless out holds exactly the n bytes of p. */
+void tu_expect_same(const struct tu_buf *out, const unsigned char *p, size_t n,
+		    const char *what);
 
 #endif
