@@ -303,6 +303,28 @@ test_failing_sink_kills_command(void **state)
 	mem_done(&m);
 }
 
+/* Whether pid runs: gone, or a zombie that its new parent (whatever
+ * reaps orphans here) has not reaped yet, is not running. */
+static int
+running(pid_t pid)
+{
+	char path[64], stat[256] = "";
+	const char *p;
+	FILE *f;
+
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (!fgets(stat, sizeof(stat), f))
+		stat[0] = '\0';
+	fclose(f);
+	p = strrchr(stat, ')');
+	return !(p && p[1] == ' ' && p[2] == 'Z');
+}
+
 /* Killing "the command" is killing all of it, not just the shell that
  * runs it: a child of the command that holds no pipe would otherwise be
  * left running after the backup has failed. */
@@ -338,7 +360,7 @@ test_failing_sink_kills_children(void **state)
 	pid = strtol(buf, NULL, 10);
 	assert_true(pid > 1);
 	for (i = 0; i < 20; i++) {
-		if (kill((pid_t)pid, 0) < 0 && errno == ESRCH) {
+		if (!running((pid_t)pid)) {
 			alive = 0;
 			break;
 		}
