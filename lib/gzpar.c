@@ -8,7 +8,7 @@
 #include "exitcode.h"
 #include "gzpar.h"
 
-#define BLOCK (128 * 1024)
+#define BLOCK (256 * 1024) /* the dictionary is 1/8 of a block to prime */
 #define DICT (32 * 1024)
 #define MAXTHREADS 256
 #define OUTBUF (64 * 1024)

@@ -1,6 +1,6 @@
 /*
  * gzip sinks through zlib. The compressor works the way pigz does: the input
- * is cut into 128 KiB blocks, each deflated on its own by a pool of threads
+ * is cut into 256 KiB blocks, each deflated on its own by a pool of threads
  * with the 32 KiB before it as dictionary, and the pieces are joined in
  * order into one gzip member, so `gzip -d` reads it and the ratio stays
  * that of a single-threaded deflate.

@@ -13,7 +13,7 @@
 
 #include "testutil.h"
 
-#define K128 (128 * 1024)
+#define BLK (256 * 1024) /* lib/gzpar.c's block */
 #define MIB (1024 * 1024)
 
 struct fixture {
@@ -77,9 +77,7 @@ teardown(void **state)
 static void
 test_round_trip(void **state)
 {
-	static const size_t sizes[] = {
-		0, 1, K128 - 1, K128, K128 + 1, 5 * MIB
-	};
+	static const size_t sizes[] = { 0, 1, BLK - 1, BLK, BLK + 1, 5 * MIB };
 	static const int threads[] = { 1, 2, 4 };
 	struct fixture *fx = *state;
 	char what[128];
@@ -99,7 +97,7 @@ test_round_trip(void **state)
 
 				t = threads[j];
 				/* Byte by byte only where it is quick. */
-				if (chunk == 1 && sizes[i] > K128 + 1)
+				if (chunk == 1 && sizes[i] > BLK + 1)
 					chunk = 65537;
 				snprintf(what, sizeof(what),
 					 "%s %zu bytes, %d threads, chunk %zu",
