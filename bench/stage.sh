@@ -14,32 +14,9 @@ export LC_ALL=C
 export CHOM_CONFIG=/dev/null
 unset CHOM_BASE GITHUB_STEP_SUMMARY
 
-die() { echo "bench: $*" >&2; exit 1; }
-# us2s MICROSECONDS: seconds with 3 decimals.
-us2s() { printf '%d.%03d' $(($1 / 1000000)) $(($1 % 1000000 / 1000)); }
+. "$(dirname "$0")/lib.sh"
 # us2ms MICROSECONDS: milliseconds with 2 decimals.
 us2ms() { printf '%d.%02d' $(($1 / 1000)) $(($1 % 1000 / 10)); }
-# median N...: the median of integers (the mean of the middle two for an
-# even count).
-median() {
-	printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 }
-		END { if (NR % 2) print v[(NR + 1) / 2];
-		      else printf "%d\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-# timed CMD...: runs CMD with its output in $work/out and $work/err; sets
-# $us to the wall-clock time in microseconds. A failure ends the bench.
-timed() {
-	local t0 t1 rc=0
-	t0=$EPOCHREALTIME
-	"$@" >"$work/out" 2>"$work/err" || rc=$?
-	t1=$EPOCHREALTIME
-	us=$((${t1/./} - ${t0/./}))
-	if [ $rc -ne 0 ]; then
-		echo "bench: failed (exit $rc): $*" >&2
-		sed 's/^/  /' "$work/err" >&2
-		exit 1
-	fi
-}
 
 [ $# -eq 1 ] || { echo "usage: bench/stage.sh TOPDIR" >&2; exit 2; }
 top=$(cd "$1" && pwd) || exit 2

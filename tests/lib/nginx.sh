@@ -4,6 +4,7 @@
 #                       BASE/current/public) on a free port; sets and exports
 #                       NGINX_PORT, NGINX_URL and NGINX_DIR; stops at exit.
 #   nginx_stop          stops it (also run at exit).
+#   nginx_stop_dir DIR  stops the nginx whose pid file is DIR/nginx.pid.
 #
 # Everything nginx writes (pid file, error log, temporary files) stays in
 # $T/nginx. Symlinks are followed and nothing is cached, so every request
@@ -83,10 +84,11 @@ nginx_start() { # ROOT
 	return 1
 }
 
-nginx_stop() {
+# nginx_stop_dir DIR: stops the nginx whose pid file is DIR/nginx.pid.
+nginx_stop_dir() {
 	local pid kids i
-	[ -s "$NGINX_DIR/nginx.pid" ] || return 0
-	pid=$(cat "$NGINX_DIR/nginx.pid")
+	[ -s "$1/nginx.pid" ] || return 0
+	pid=$(cat "$1/nginx.pid")
 	kids=$(ps -o pid= --ppid "$pid" 2>/dev/null)
 	kill -TERM "$pid" 2>/dev/null
 	for i in $(seq 1 50); do
@@ -98,5 +100,7 @@ nginx_stop() {
 		# shellcheck disable=SC2086
 		kill -KILL "$pid" $kids 2>/dev/null
 	fi
-	rm -f "$NGINX_DIR/nginx.pid"
+	rm -f "$1/nginx.pid"
 }
+
+nginx_stop() { nginx_stop_dir "$NGINX_DIR"; }

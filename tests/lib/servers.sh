@@ -1,5 +1,6 @@
-# Sourced after harness.sh: more real servers for the tests, each on
-# 127.0.0.1 only, with everything it writes under $T, stopped at exit.
+# Sourced after harness.sh; brings nginx.sh along. More real servers for the
+# tests, each on 127.0.0.1 only, with everything it writes under $T,
+# stopped at exit.
 #
 #   tls_certs DIR           a CA (DIR/ca.crt) and two server certificates
 #                           signed by it for localhost, chom.test and
@@ -24,6 +25,7 @@
 #
 # Every wait is bounded; a server that does not come up makes the function
 # return 1 after printing its log to stderr.
+. "$(dirname "${BASH_SOURCE[0]}")/nginx.sh"
 
 # _pid_stop PID [SECONDS]: TERM, wait up to SECONDS (default 10), then KILL.
 _pid_stop() {
@@ -129,7 +131,7 @@ nginx_custom_start() { # NAME NPORTS FUNC
 		rm -f "$dir/nginx.pid"
 		if /usr/sbin/nginx -p "$dir/" -e "$dir/error.log" \
 			-c "$dir/nginx.conf" 2>>"$dir/start.log"; then
-			at_exit "_ngx_stop '$dir'"
+			at_exit "nginx_stop_dir '$dir'"
 			for i in $(seq 1 100); do
 				_port_open "${NGX_PORTS[0]}" && return 0
 				sleep 0.1
@@ -144,23 +146,6 @@ nginx_custom_start() { # NAME NPORTS FUNC
 	echo "nginx $1 failed to start:" >&2
 	cat "$dir/start.log" "$dir/error.log" >&2 2>/dev/null
 	return 1
-}
-
-_ngx_stop() { # dir
-	local pid kids i
-	[ -s "$1/nginx.pid" ] || return 0
-	pid=$(cat "$1/nginx.pid")
-	kids=$(ps -o pid= --ppid "$pid" 2>/dev/null)
-	kill -TERM "$pid" 2>/dev/null
-	for i in $(seq 1 50); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		# shellcheck disable=SC2086
-		kill -KILL "$pid" $kids 2>/dev/null
-	fi
-	rm -f "$1/nginx.pid"
 }
 
 # --- a slow HTTP backend ------------------------------------------------
