@@ -255,6 +255,49 @@ test_begin_part_commit(void **state)
 	assert_true(exists(path));
 }
 
+/*
+ * A part of 37 MiB and a bit, written in pieces of odd sizes across the
+ * 8 MiB windows it is flushed and dropped from the cache by: read back whole.
+ */
+static void
+test_large_part_written_behind(void **state)
+{
+	struct fixture *fx = *state;
+	const size_t total = (37u << 20) + 12345, piece = 1000003;
+	unsigned char *buf = malloc(total), *back = malloc(total);
+	char path[PATH_MAX];
+	struct chom_err e = { 0 };
+	struct chom_sink *p;
+	size_t off, n;
+	FILE *f;
+
+	assert_non_null(buf);
+	assert_non_null(back);
+	for (off = 0; off < total; off++)
+		buf[off] = (unsigned char)(off * 2654435761u >> 13);
+	open_store(fx);
+	if (chom_store_begin(fx->s, "web1", "20240615T120000Z", &e) != 0)
+		TU_FAILF("begin: %s", e.msg);
+	if (!(p = chom_store_part(fx->s, "db.sql.gz.age", &e)))
+		TU_FAILF("part: %s", e.msg);
+	for (off = 0; off < total; off += n) {
+		n = total - off < piece ? total - off : piece;
+		assert_int_equal(chom_sink_write(p, buf + off, n, &e), 0);
+	}
+	if (chom_sink_close(p, &e) != 0)
+		TU_FAILF("close: %s", e.msg);
+	chom_sink_free(p);
+	snprintf(path, sizeof(path), "%s/web1/20240615T120000Z/db.sql.gz.age",
+		 fx->root);
+	assert_non_null(f = fopen(path, "rb"));
+	assert_int_equal(fread(back, 1, total, f), total);
+	assert_int_equal(fgetc(f), EOF);
+	fclose(f);
+	assert_memory_equal(back, buf, total);
+	free(buf);
+	free(back);
+}
+
 static void
 test_begin_existing_point(void **state)
 {
@@ -544,6 +587,7 @@ main(void)
 		T(test_lock_busy),
 		T(test_lock_released_by_free),
 		T(test_begin_part_commit),
+		T(test_large_part_written_behind),
 		T(test_begin_existing_point),
 		T(test_part_freed_unclosed_leaves_nothing),
 		T(test_abort_removes_point),
