@@ -514,14 +514,10 @@ chom_age_keys_describe(const struct chom_age_keys *k, size_t i, char *buf,
 {
 	if (i >= k->n)
 		return k->n;
-	if (k->v[i].kind == K_RECIPIENT) {
-		if (bech32_encode("age", k->v[i].pub, 0, buf, size) < 0)
-			snprintf(buf, size, "?");
-	} else if (k->v[i].kind == K_PASSPHRASE) {
+	if (k->v[i].kind == K_PASSPHRASE)
 		snprintf(buf, size, "scrypt");
-	} else {
-		snprintf(buf, size, "identity");
-	}
+	else if (bech32_encode("age", k->v[i].pub, 0, buf, size) < 0)
+		snprintf(buf, size, "?");
 	return k->n;
 }
 

@@ -30,8 +30,8 @@ struct chom_age_keys *chom_age_keys_new(void);
 void chom_age_keys_free(struct chom_age_keys *k);
 
 /*
- * Key i of the set, as the manifest records it: "age1..." for a recipient,
- * "scrypt" for a passphrase. Returns the number of keys (nothing written
+ * Key i of the set, as the manifest records it: "age1..." for a recipient
+ * or for an identity (its recipient), "scrypt" for a passphrase. Returns the number of keys (nothing written
  * when i is past them).
  */
 size_t chom_age_keys_describe(const struct chom_age_keys *k, size_t i,

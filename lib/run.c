@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -133,4 +134,172 @@ fail:
 		close(efd[1]);
 	free(obuf);
 	return *status < 0 ? -1 : rc;
+}
+
+/* A command fed through its stdin. */
+struct feed {
+	struct chom_sink s;
+	int fd; /* the write end of its stdin */
+	pid_t pid;
+	int *status;
+	char what[128];
+};
+
+/* Waits for the command; its status into *status. */
+static int
+feed_wait(struct feed *f)
+{
+	int wst;
+
+	while (waitpid(f->pid, &wst, 0) < 0)
+		if (errno != EINTR) {
+			wst = 127 << 8;
+			break;
+		}
+	f->pid = -1;
+	*f->status =
+	    WIFSIGNALED(wst) ? 128 + WTERMSIG(wst) : WEXITSTATUS(wst);
+	return *f->status;
+}
+
+static int
+feed_failed(struct feed *f, struct chom_err *e)
+{
+	int st = feed_wait(f);
+
+	if (st > 128)
+		return chom_err_set(e, CHOM_EXIT_FAIL, "%s: killed by signal %d",
+				    f->what, st - 128);
+	if (st == 127)
+		return chom_err_set(e, CHOM_EXIT_FAIL,
+				    "%s: exited with status 127 (not found?)",
+				    f->what);
+	return chom_err_set(e, CHOM_EXIT_FAIL, "%s: exited with status %d%s",
+			    f->what, st, st ? "" : " before reading all input");
+}
+
+static int
+feed_write(struct chom_sink *s, const void *buf, size_t len,
+	   struct chom_err *e)
+{
+	struct feed *f = (struct feed *)s;
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(f->fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EPIPE) {
+			close(f->fd);
+			f->fd = -1;
+			return feed_failed(f, e);
+		}
+		if (n < 0)
+			return chom_err_sys(e, CHOM_EXIT_FAIL, "write to %s",
+					    f->what);
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int
+feed_close(struct chom_sink *s, struct chom_err *e)
+{
+	struct feed *f = (struct feed *)s;
+
+	close(f->fd);
+	f->fd = -1;
+	if (feed_wait(f))
+		return feed_failed(f, e);
+	return 0;
+}
+
+static void
+feed_free(struct chom_sink *s)
+{
+	struct feed *f = (struct feed *)s;
+
+	if (f->fd >= 0)
+		close(f->fd);
+	if (f->pid > 0) {
+		kill(-f->pid, SIGTERM);
+		feed_wait(f);
+	}
+	free(f);
+}
+
+struct chom_sink *
+chom_run_stdin_new(const char *cmd, const char *what, int *status,
+		   struct chom_err *e)
+{
+	struct feed *f = calloc(1, sizeof(*f));
+	int fd[2];
+
+	*status = -1;
+	if (!f) {
+		chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+		return NULL;
+	}
+	if (pipe2(fd, O_CLOEXEC) < 0) {
+		chom_err_sys(e, CHOM_EXIT_FAIL, "pipe");
+		free(f);
+		return NULL;
+	}
+	f->s = (struct chom_sink){ feed_write, feed_close, feed_free };
+	f->status = status;
+	snprintf(f->what, sizeof(f->what), "%s", what);
+	f->pid = fork();
+	if (f->pid < 0) {
+		chom_err_sys(e, CHOM_EXIT_FAIL, "fork");
+		close(fd[0]);
+		close(fd[1]);
+		free(f);
+		return NULL;
+	}
+	if (f->pid == 0) {
+		setpgid(0, 0);
+		dup2(fd[0], STDIN_FILENO);
+		/* Its own SIGPIPE back, for what it runs in turn. */
+		signal(SIGPIPE, SIG_DFL);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	setpgid(f->pid, f->pid);
+	(void)fcntl(fd[1], F_SETPIPE_SZ, 1 << 20);
+	close(fd[0]);
+	f->fd = fd[1];
+	return &f->s;
+}
+
+int
+chom_run_stdin_splice(struct chom_sink *s, int fd, void (*tick)(void *ctx,
+		      unsigned long long done), void *ctx,
+		      volatile sig_atomic_t *stop, struct chom_err *e)
+{
+	struct feed *f = (struct feed *)s;
+	unsigned long long done = 0;
+	ssize_t n;
+
+	for (;;) {
+		if (stop && *stop)
+			return chom_err_set(e, 128 + *stop, "interrupted");
+		n = splice(fd, NULL, f->fd, NULL, 1 << 20, SPLICE_F_MORE);
+		if (n == 0)
+			return 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EPIPE) {
+			close(f->fd);
+			f->fd = -1;
+			return feed_failed(f, e);
+		}
+		if (n < 0)
+			return chom_err_sys(e, CHOM_EXIT_FAIL, "splice to %s",
+					    f->what);
+		done += (unsigned long long)n;
+		if (tick)
+			tick(ctx, done);
+	}
 }

@@ -21,4 +21,21 @@ int chom_run_to_sink(const char *cmd, struct chom_sink *out,
 		     unsigned long long *bytes, volatile sig_atomic_t *stop,
 		     struct chom_err *e);
 
+/*
+ * Starts `sh -c cmd` in its own process group, stdout and stderr shared with
+ * ours, and returns a sink that writes into its stdin. close() ends its
+ * input and waits for it: a status other than 0 fails (code 1, "WHAT:
+ * exited with status N", "WHAT: killed by signal N"), as does a command that
+ * exits before reading all its input. free() before close() stops the group
+ * with SIGTERM and reaps it. *status gets the status as for
+ * chom_run_to_sink(). SIGPIPE must be ignored by the caller.
+ */
+struct chom_sink *chom_run_stdin_new(const char *cmd, const char *what,
+				     int *status, struct chom_err *e);
+/* Feeds fd, from its offset to its end, into a chom_run_stdin_new()
+ * command with splice(2), telling tick the bytes done now and then. */
+int chom_run_stdin_splice(struct chom_sink *s, int fd,
+			  void (*tick)(void *ctx, unsigned long long done),
+			  void *ctx, volatile sig_atomic_t *stop,
+			  struct chom_err *e);
 #endif

@@ -1,8 +1,11 @@
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "exitcode.h"
 #include "sinks.h"
+#include <unistd.h>
 
 struct measure {
 	struct chom_sink s;
@@ -107,4 +110,105 @@ chom_sink_tee_new(struct chom_sink **sinks, size_t n, struct chom_err *e)
 	t->n = n;
 	memcpy(t->v, sinks, n * sizeof(t->v[0]));
 	return &t->s;
+}
+
+static int
+null_write(struct chom_sink *s, const void *buf, size_t len,
+	   struct chom_err *e)
+{
+	(void)s;
+	(void)buf;
+	(void)len;
+	(void)e;
+	return 0;
+}
+
+static int
+null_close(struct chom_sink *s, struct chom_err *e)
+{
+	(void)s;
+	(void)e;
+	return 0;
+}
+
+static void
+null_free(struct chom_sink *s)
+{
+	free(s);
+}
+
+struct chom_sink *
+chom_sink_null_new(struct chom_err *e)
+{
+	struct chom_sink *s = malloc(sizeof(*s));
+
+	if (!s) {
+		chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+		return NULL;
+	}
+	*s = (struct chom_sink){ null_write, null_close, null_free };
+	return s;
+}
+
+struct fdsink {
+	struct chom_sink s;
+	int fd;
+	char what[256];
+};
+
+static int
+fd_write(struct chom_sink *s, const void *buf, size_t len, struct chom_err *e)
+{
+	struct fdsink *f = (struct fdsink *)s;
+	const char *p = buf;
+
+	while (len) {
+		ssize_t n = write(f->fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return chom_err_sys(e, CHOM_EXIT_FAIL, "write %s",
+					    f->what);
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int
+fd_close(struct chom_sink *s, struct chom_err *e)
+{
+	struct fdsink *f = (struct fdsink *)s;
+	int fd = f->fd;
+
+	f->fd = -1;
+	if (fd >= 0 && close(fd) < 0)
+		return chom_err_sys(e, CHOM_EXIT_FAIL, "close %s", f->what);
+	return 0;
+}
+
+static void
+fd_free(struct chom_sink *s)
+{
+	struct fdsink *f = (struct fdsink *)s;
+
+	if (f->fd >= 0)
+		close(f->fd);
+	free(f);
+}
+
+struct chom_sink *
+chom_sink_fd_new(int fd, const char *what, struct chom_err *e)
+{
+	struct fdsink *f = calloc(1, sizeof(*f));
+
+	if (!f) {
+		chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+		return NULL;
+	}
+	f->s = (struct chom_sink){ fd_write, fd_close, fd_free };
+	f->fd = fd;
+	snprintf(f->what, sizeof(f->what), "%s", what);
+	return &f->s;
 }

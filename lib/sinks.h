@@ -15,4 +15,10 @@ struct chom_sink *chom_sink_measure_new(struct chom_sink *next,
 struct chom_sink *chom_sink_tee_new(struct chom_sink **sinks, size_t n,
 				    struct chom_err *e);
 
+/* Discards everything: the end of a pipeline that only verifies. */
+struct chom_sink *chom_sink_null_new(struct chom_err *e);
+/* Writes everything to fd, which it owns: close() and free() close it.
+ * what names it in errors. */
+struct chom_sink *chom_sink_fd_new(int fd, const char *what,
+				   struct chom_err *e);
 #endif

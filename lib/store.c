@@ -27,6 +27,11 @@ struct store_ops {
 		    struct chom_point **out, size_t *n, struct chom_err *e);
 	int (*remove)(struct chom_store *s, const char *host, const char *point,
 		      struct chom_err *e);
+	int (*read)(struct chom_store *s, const char *host, const char *point,
+		    const char *name, struct chom_sink *out,
+		    volatile sig_atomic_t *stop, struct chom_err *e);
+	int (*hosts)(struct chom_store *s, char ***out, size_t *n,
+		     struct chom_err *e);
 	void (*free)(struct chom_store *s);
 };
 
@@ -333,6 +338,87 @@ file_remove(struct chom_store *s, const char *host, const char *point,
 	return chom_rmtree(dir, e);
 }
 
+#define READ_BUF (1 << 20)
+
+static int
+file_read(struct chom_store *s, const char *host, const char *point,
+	  const char *name, struct chom_sink *out, volatile sig_atomic_t *stop,
+	  struct chom_err *e)
+{
+	char path[PATH_MAX];
+	unsigned char *buf;
+	int fd, rc = 0;
+	ssize_t n;
+
+	if (chom_path(path, sizeof(path), e, "%s/%s/%s/%s", s->root, host,
+		      point, name) < 0)
+		return -1;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return chom_err_sys(e, CHOM_EXIT_FAIL, "%s/%s/%s", host, point,
+				    name);
+	if (!(buf = malloc(READ_BUF))) {
+		close(fd);
+		return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+	}
+	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	for (;;) {
+		if (stop && *stop) {
+			rc = chom_err_set(e, 128 + *stop, "interrupted");
+			break;
+		}
+		n = read(fd, buf, READ_BUF);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = chom_err_sys(e, CHOM_EXIT_FAIL, "read %s", path);
+			break;
+		}
+		if (n == 0 || chom_sink_write(out, buf, (size_t)n, e) < 0) {
+			rc = n ? -1 : 0;
+			break;
+		}
+	}
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+static int
+file_hosts(struct chom_store *s, char ***out, size_t *n, struct chom_err *e)
+{
+	char **v = NULL;
+	size_t len = 0;
+	struct dirent *d;
+	DIR *dp;
+
+	*out = NULL;
+	*n = 0;
+	if (!(dp = opendir(s->root))) {
+		if (errno == ENOENT)
+			return 0;
+		return chom_err_sys(e, CHOM_EXIT_FAIL, "open %s", s->root);
+	}
+	while ((d = readdir(dp))) {
+		char **nv;
+
+		if (d->d_name[0] == '.' || d->d_type != DT_DIR)
+			continue;
+		if ((nv = realloc(v, (len + 1) * sizeof(*v))))
+			v = nv;
+		if (!nv || !(v[len] = strdup(d->d_name))) {
+			closedir(dp);
+			chom_store_hosts_free(v, len);
+			return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+		}
+		len++;
+	}
+	closedir(dp);
+	*out = v;
+	*n = len;
+	return 0;
+}
+
 static void
 file_free(struct chom_store *s)
 {
@@ -341,8 +427,8 @@ file_free(struct chom_store *s)
 }
 
 static const struct store_ops file_ops = {
-	file_lock,  file_begin, file_part,   file_commit,
-	file_abort, file_list,  file_remove, file_free,
+	file_lock,   file_begin,  file_part,  file_commit, file_abort,
+	file_list,   file_remove, file_read,  file_hosts,  file_free,
 };
 
 int
@@ -429,4 +515,78 @@ chom_store_remove(struct chom_store *s, const char *host, const char *point,
 		  struct chom_err *e)
 {
 	return s->ops->remove(s, host, point, e);
+}
+
+int
+chom_store_read(struct chom_store *s, const char *host, const char *point,
+		const char *name, struct chom_sink *out,
+		volatile sig_atomic_t *stop, struct chom_err *e)
+{
+	return s->ops->read(s, host, point, name, out, stop, e);
+}
+
+/* Collects what it is given, up to a limit. */
+struct membuf {
+	struct chom_sink s;
+	char *buf;
+	size_t len, max;
+	const char *name;
+};
+
+static int
+membuf_write(struct chom_sink *s, const void *buf, size_t len,
+	     struct chom_err *e)
+{
+	struct membuf *m = (struct membuf *)s;
+	char *nb;
+
+	if (len > m->max - m->len)
+		return chom_err_set(e, CHOM_EXIT_FAIL, "%s: larger than %zu bytes",
+				    m->name, m->max);
+	if (!(nb = realloc(m->buf, m->len + len + 1)))
+		return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+	m->buf = nb;
+	memcpy(m->buf + m->len, buf, len);
+	m->len += len;
+	m->buf[m->len] = '\0';
+	return 0;
+}
+
+int
+chom_store_get(struct chom_store *s, const char *host, const char *point,
+	       const char *name, size_t max, char **out, size_t *len,
+	       struct chom_err *e)
+{
+	struct membuf m = { .s = { membuf_write, NULL, NULL },
+			    .max = max,
+			    .name = name };
+
+	*out = NULL;
+	*len = 0;
+	if (chom_store_read(s, host, point, name, &m.s, NULL, e) < 0) {
+		free(m.buf);
+		return -1;
+	}
+	if (!m.buf && !(m.buf = calloc(1, 1)))
+		return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+	*out = m.buf;
+	*len = m.len;
+	return 0;
+}
+
+int
+chom_store_hosts(struct chom_store *s, char ***out, size_t *n,
+		 struct chom_err *e)
+{
+	return s->ops->hosts(s, out, n, e);
+}
+
+void
+chom_store_hosts_free(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
 }

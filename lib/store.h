@@ -6,6 +6,7 @@
 #ifndef CHOM_STORE_H
 #define CHOM_STORE_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
@@ -51,6 +52,21 @@ int chom_store_list(struct chom_store *s, const char *host,
 int chom_store_remove(struct chom_store *s, const char *host, const char *point,
 		      struct chom_err *e);
 
+/*
+ * Streams object HOST/POINT/NAME into out (not closed here). A missing or
+ * unreadable object, or a failed sink: code 1; stopped by *stop: 128+N.
+ */
+int chom_store_read(struct chom_store *s, const char *host, const char *point,
+		    const char *name, struct chom_sink *out,
+		    volatile sig_atomic_t *stop, struct chom_err *e);
+/* A small object whole, NUL-terminated; larger than max: code 1. */
+int chom_store_get(struct chom_store *s, const char *host, const char *point,
+		   const char *name, size_t max, char **out, size_t *len,
+		   struct chom_err *e);
+/* The HOST folders of the store, in no order. */
+int chom_store_hosts(struct chom_store *s, char ***out, size_t *n,
+		     struct chom_err *e);
+void chom_store_hosts_free(char **v, size_t n);
 /* The point id for t, and back; -1 if s is not one. */
 void chom_point_id(time_t t, char id[CHOM_POINT_LEN + 1]);
 int chom_point_time(const char *id, time_t *t);

@@ -1,0 +1,427 @@
+/* Restoring parts: read -> check -> decrypt -> decompress -> hand on. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "exitcode.h"
+#include "extract.h"
+#include "fsutil.h"
+#include "gzpar.h"
+#include "restore.h"
+#include "sha256.h"
+#include "sinks.h"
+#include "zst.h"
+
+/* Room left in a spool beyond the plaintext, for everything else. */
+#define SPOOL_MARGIN (64ULL << 20)
+
+/* The first stage: counts and hashes what is read, and tells progress. */
+struct head {
+	struct chom_sink s;
+	struct chom_sink *next;
+	struct chom_sha256 *h;
+	unsigned long long n;
+	const struct chom_restore_opts *o;
+	const struct chom_manifest_part *p;
+};
+
+static int
+head_write(struct chom_sink *s, const void *buf, size_t len,
+	   struct chom_err *e)
+{
+	struct head *h = (struct head *)s;
+
+	chom_sha256_update(h->h, buf, len);
+	h->n += len;
+	if (h->o->progress)
+		h->o->progress(h->o->ctx, h->p->name, h->n, h->p->size);
+	return chom_sink_write(h->next, buf, len, e);
+}
+
+/* e's message, prefixed with the part's name. */
+static int
+part_fail(const struct chom_manifest_part *p, struct chom_err *e)
+{
+	char msg[sizeof(e->msg)];
+
+	snprintf(msg, sizeof(msg), "%s", e->msg);
+	return chom_err_set(e, e->code ? e->code : CHOM_EXIT_FAIL, "%s: %s",
+			    p->name, msg);
+}
+
+int
+chom_restore_part(const struct chom_restore_opts *o,
+		  const struct chom_manifest_part *p, struct chom_sink *out,
+		  struct chom_err *e)
+{
+	unsigned long long plain = 0;
+	char hex[CHOM_SHA256_HEXLEN + 1];
+	struct head head = { .o = o, .p = p };
+	struct chom_sink *s = out, *n;
+	int rc = -1;
+
+	if (p->encrypted && !o->identities) {
+		chom_sink_free(out);
+		return chom_err_set(e, CHOM_EXIT_USAGE,
+				    "%s is encrypted: give -i IDENTITY_FILE or "
+				    "--passphrase-file",
+				    p->name);
+	}
+	/* Built back to front: each stage owns the next. */
+	if (!(n = chom_sink_measure_new(s, NULL, &plain, e)))
+		goto fail;
+	s = n;
+	if (p->compress != CHOM_PART_NONE) {
+		n = p->compress == CHOM_PART_GZIP ? chom_gunzip_new(s, e)
+						  : chom_unzstd_new(s, e);
+		if (!n)
+			goto fail;
+		s = n;
+	}
+	if (p->encrypted) {
+		if (!(n = chom_age_decrypt_new(s, o->identities, e)))
+			goto fail;
+		s = n;
+	}
+	if (!(head.h = chom_sha256_new())) {
+		chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+		goto fail;
+	}
+	head.s = (struct chom_sink){ head_write, NULL, NULL };
+	head.next = s;
+	if (chom_store_read(o->store, o->host, o->point, p->name, &head.s,
+			    o->stop, e) < 0)
+		goto fail;
+	/* The store's word before the decoders': they would only say
+	 * "truncated" of a part that is simply not the one listed. */
+	if (head.n != p->size) {
+		chom_err_set(e, CHOM_EXIT_FAIL,
+			     "%llu bytes where the manifest lists %llu%s",
+			     head.n, p->size,
+			     head.n < p->size ? " (truncated)" : "");
+		goto fail;
+	}
+	chom_sha256_final_hex(head.h, hex);
+	if (strcmp(hex, p->sha256)) {
+		chom_err_set(e, CHOM_EXIT_FAIL,
+			     "SHA-256 does not match the manifest (%.12s... "
+			     "where it lists %.12s...)",
+			     hex, p->sha256);
+		goto fail;
+	}
+	if (chom_sink_close(s, e) < 0)
+		goto fail;
+	if (plain != p->plain) {
+		chom_err_set(e, CHOM_EXIT_FAIL,
+			     "%llu bytes of plaintext where the manifest lists "
+			     "%llu",
+			     plain, p->plain);
+		goto fail;
+	}
+	rc = 0;
+	if (o->progress)
+		o->progress(o->ctx, NULL, 0, 0);
+fail:
+	chom_sha256_free(head.h);
+	chom_sink_free(s);
+	if (rc < 0 && o->progress)
+		o->progress(o->ctx, NULL, 0, 0);
+	/* Usage errors (no key given) and signals keep their own words. */
+	return rc < 0 && e->code == CHOM_EXIT_FAIL ? part_fail(p, e) : rc;
+}
+
+static int
+verify_only(const struct chom_restore_opts *o,
+	    const struct chom_manifest_part *p, struct chom_err *e)
+{
+	struct chom_sink *null = chom_sink_null_new(e);
+
+	return null ? chom_restore_part(o, p, null, e) : -1;
+}
+
+/* An unnamed file of mode 0600 in dir; -1 with errno. */
+static int
+spool_open(const char *dir)
+{
+	char path[PATH_MAX];
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR))
+		return fd;
+	/* A filesystem without O_TMPFILE: a name, for an instant. */
+	if (snprintf(path, sizeof(path), "%s/.chom-restore-XXXXXX", dir) >=
+	    (int)sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((fd = mkostemp(path, O_CLOEXEC)) >= 0)
+		unlink(path);
+	return fd;
+}
+
+struct feed_tick {
+	const struct chom_restore_opts *o;
+	const char *what;
+	unsigned long long total;
+};
+
+static void
+feed_tick(void *ctx, unsigned long long done)
+{
+	struct feed_tick *t = ctx;
+
+	t->o->progress(t->o->ctx, t->what, done, t->total);
+}
+
+static int
+feed_spool(const struct chom_restore_opts *o,
+	   const struct chom_manifest_part *p, const char *cmd, int fd,
+	   struct chom_err *e)
+{
+	struct feed_tick t = { o, "into --db-cmd", p->plain };
+	struct chom_sink *c;
+	int status;
+
+	if (o->stop && *o->stop)
+		return chom_err_set(e, 128 + *o->stop, "interrupted");
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return chom_err_sys(e, CHOM_EXIT_FAIL, "spool");
+	if (!(c = chom_run_stdin_new(cmd, "--db-cmd", &status, e)))
+		return -1;
+	if (chom_run_stdin_splice(c, fd, o->progress ? feed_tick : NULL, &t,
+				  o->stop, e) < 0 ||
+	    chom_sink_close(c, e) < 0) {
+		chom_sink_free(c);
+		if (o->progress)
+			o->progress(o->ctx, NULL, 0, 0);
+		return -1;
+	}
+	chom_sink_free(c);
+	if (o->progress)
+		o->progress(o->ctx, NULL, 0, 0);
+	return 0;
+}
+
+int
+chom_restore_to_cmd(const struct chom_restore_opts *o,
+		    const struct chom_manifest_part *p, const char *cmd,
+		    enum chom_restore_mode mode, const char *spool_dir,
+		    struct chom_err *e)
+{
+	struct chom_sink *s;
+	struct statvfs vfs;
+	int status, fd, dfd, rc;
+
+	if (mode == CHOM_RESTORE_SPOOL) {
+		char note[PATH_MAX + 128];
+
+		if (statvfs(spool_dir, &vfs) < 0)
+			return chom_err_sys(e, CHOM_EXIT_USAGE, "spool %s",
+					    spool_dir);
+		if ((unsigned long long)vfs.f_bavail * vfs.f_frsize <
+		    p->plain + SPOOL_MARGIN) {
+			snprintf(note, sizeof(note),
+				 "%s has no room for the %llu bytes of %s: "
+				 "verifying it in a first read instead",
+				 spool_dir, p->plain, p->name);
+			if (o->on_message)
+				o->on_message(o->ctx, note);
+			mode = CHOM_RESTORE_TWICE;
+		}
+	}
+	if (mode == CHOM_RESTORE_TWICE && verify_only(o, p, e) < 0)
+		return -1;
+	if (mode != CHOM_RESTORE_SPOOL) {
+		if (!(s = chom_run_stdin_new(cmd, "--db-cmd", &status, e)))
+			return -1;
+		return chom_restore_part(o, p, s, e);
+	}
+	if ((fd = spool_open(spool_dir)) < 0)
+		return chom_err_sys(e, CHOM_EXIT_FAIL, "spool in %s",
+				    spool_dir);
+	if ((dfd = dup(fd)) < 0) {
+		close(fd);
+		return chom_err_sys(e, CHOM_EXIT_FAIL, "dup");
+	}
+	if (!(s = chom_sink_fd_new(dfd, "the spool", e))) {
+		close(dfd);
+		close(fd);
+		return -1;
+	}
+	rc = chom_restore_part(o, p, s, e);
+	if (rc == 0)
+		rc = feed_spool(o, p, cmd, fd, e);
+	close(fd);
+	return rc;
+}
+
+/* The part's pipeline on a thread, writing the tar into a pipe. */
+struct producer {
+	pthread_t tid;
+	const struct chom_restore_opts *o;
+	const struct chom_manifest_part *p;
+	int fd;
+	int rc;
+	struct chom_err e;
+};
+
+static void *
+produce(void *arg)
+{
+	struct producer *pr = arg;
+	struct chom_sink *s = chom_sink_fd_new(pr->fd, "the extractor", &pr->e);
+
+	if (!s) {
+		close(pr->fd);
+		pr->rc = -1;
+		return NULL;
+	}
+	pr->rc = chom_restore_part(pr->o, pr->p, s, &pr->e);
+	return NULL;
+}
+
+static void
+drain(int fd)
+{
+	char buf[65536];
+	ssize_t n;
+
+	while ((n = read(fd, buf, sizeof(buf))) > 0 ||
+	       (n < 0 && errno == EINTR))
+		;
+}
+
+/* Whether dir is missing (0), an empty directory (1), or neither (-1). */
+static int
+empty_dir(const char *dir, struct chom_err *e)
+{
+	struct dirent *d;
+	DIR *dp = opendir(dir);
+
+	if (!dp) {
+		if (errno == ENOENT)
+			return 0;
+		return chom_err_sys(e, CHOM_EXIT_USAGE, "--target %s", dir);
+	}
+	while ((d = readdir(dp)))
+		if (strcmp(d->d_name, ".") && strcmp(d->d_name, "..")) {
+			closedir(dp);
+			return chom_err_set(e, CHOM_EXIT_USAGE,
+					    "--target %s is not empty", dir);
+		}
+	closedir(dp);
+	return 1;
+}
+
+/* Moves every entry of tmp up into dir, which holds nothing else. */
+static int
+move_up(const char *tmp, const char *dir, struct chom_err *e)
+{
+	char from[PATH_MAX], to[PATH_MAX];
+	struct dirent *d;
+	DIR *dp = opendir(tmp);
+
+	if (!dp)
+		return chom_err_sys(e, CHOM_EXIT_FAIL, "open %s", tmp);
+	while ((d = readdir(dp))) {
+		if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, ".."))
+			continue;
+		if (chom_path(from, sizeof(from), e, "%s/%s", tmp, d->d_name) <
+			0 ||
+		    chom_path(to, sizeof(to), e, "%s/%s", dir, d->d_name) < 0 ||
+		    (rename(from, to) < 0 &&
+		     chom_err_sys(e, CHOM_EXIT_FAIL, "rename %s", from))) {
+			closedir(dp);
+			return -1;
+		}
+	}
+	closedir(dp);
+	return 0;
+}
+
+int
+chom_restore_tree(const struct chom_restore_opts *o,
+		  const struct chom_manifest_part *p, const char *dir,
+		  unsigned long long *entries, struct chom_err *e)
+{
+	struct producer pr = { .o = o, .p = p };
+	struct chom_extract_stats st = { 0 };
+	struct chom_err xe = { 0 }, ignore;
+	char tmp[PATH_MAX];
+	int pfd[2], made, xrc, rc = -1, dfd;
+
+	*entries = 0;
+	if ((made = empty_dir(dir, e)) < 0)
+		return -1;
+	made = !made;
+	if (made && chom_mkdir_p(dir, 0755, e) < 0)
+		return -1;
+	if (chom_path(tmp, sizeof(tmp), e, "%s/.chom-restore-%ld", dir,
+		      (long)getpid()) < 0)
+		goto out;
+	if (mkdir(tmp, 0700) < 0) {
+		chom_err_sys(e, CHOM_EXIT_FAIL, "create %s", tmp);
+		goto out;
+	}
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		chom_err_sys(e, CHOM_EXIT_FAIL, "pipe");
+		goto out;
+	}
+	(void)fcntl(pfd[1], F_SETPIPE_SZ, 1 << 20);
+	pr.fd = pfd[1];
+	if ((errno = pthread_create(&pr.tid, NULL, produce, &pr))) {
+		chom_err_sys(e, CHOM_EXIT_FAIL, "pthread_create");
+		close(pfd[0]);
+		close(pfd[1]);
+		goto out;
+	}
+	xrc = chom_extract(
+	    &(struct chom_extract_opts){ .in_fd = pfd[0],
+					 .dir = tmp,
+					 .stop = o->stop },
+	    &st, &xe);
+	/* An extractor that stopped early leaves the rest of the part to
+	 * read: the producer runs to its end and checks all of it, so that
+	 * a part that fails its checks is named as the cause, not what the
+	 * extractor made of it (an archive cut short, a refused entry). */
+	drain(pfd[0]);
+	close(pfd[0]);
+	pthread_join(pr.tid, NULL);
+	if (pr.rc < 0) {
+		*e = pr.e;
+		goto out;
+	}
+	if (xrc < 0) {
+		*e = xe;
+		chom_err_set(e, e->code, "%s: %s", p->name, xe.msg);
+		goto out;
+	}
+	if ((dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    syncfs(dfd) < 0) {
+		chom_err_sys(e, CHOM_EXIT_FAIL, "sync %s", tmp);
+		if (dfd >= 0)
+			close(dfd);
+		goto out;
+	}
+	close(dfd);
+	if (move_up(tmp, dir, e) < 0)
+		goto out;
+	rmdir(tmp);
+	if (chom_fsync_dir(dir, e) < 0)
+		goto out;
+	*entries = st.entries;
+	return 0;
+out:
+	chom_rmtree(tmp, &ignore);
+	if (made)
+		rmdir(dir);
+	return rc;
+}
