@@ -80,6 +80,7 @@ bench: deps
 	bench/stage.sh .
 	bench/health.sh .
 	bench/backup.sh .
+	bench/restore.sh .
 
 lint:
 	clang-format --dry-run --Werror $(wildcard lib/*.[ch] chom-*/*.c tests/unit/*.c)

@@ -165,7 +165,7 @@ feed_wait(struct feed *f)
 static int
 feed_failed(struct feed *f, struct chom_err *e)
 {
-	int st = feed_wait(f);
+	int st = f->pid > 0 ? feed_wait(f) : *f->status;
 
 	if (st > 128)
 		return chom_err_set(e, CHOM_EXIT_FAIL, "%s: killed by signal %d",
