@@ -120,9 +120,8 @@ static const struct option longopts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static const char *const action_opt[] = { "",	       "--list",
-					  "--verify",  "--db",
-					  "--files",   "--config",
+static const char *const action_opt[] = { "",         "--list",  "--verify",
+					  "--db",     "--files", "--config",
 					  "--sysinfo" };
 
 static int
@@ -344,8 +343,8 @@ load_manifest(struct chom_store *s, const char *host, const char *id,
 	size_t len;
 	int rc;
 
-	if (chom_store_get(s, host, id, "manifest.json",
-			   CHOM_MANIFEST_MAX_SIZE, &text, &len, e) < 0) {
+	if (chom_store_get(s, host, id, "manifest.json", CHOM_MANIFEST_MAX_SIZE,
+			   &text, &len, e) < 0) {
 		snprintf(why, sizeof(why), "%s", e->msg);
 		return chom_err_set(e, CHOM_EXIT_FAIL,
 				    "point %s: no readable manifest (%s)", id,
@@ -355,8 +354,7 @@ load_manifest(struct chom_store *s, const char *host, const char *id,
 	free(text);
 	if (rc < 0) {
 		snprintf(why, sizeof(why), "%s", e->msg);
-		return chom_err_set(e, CHOM_EXIT_FAIL, "point %s: %s", id,
-				    why);
+		return chom_err_set(e, CHOM_EXIT_FAIL, "point %s: %s", id, why);
 	}
 	if (strcmp(m->point, id) || strcmp(m->host, host))
 		return chom_err_set(e, CHOM_EXIT_FAIL,
@@ -375,9 +373,9 @@ no_points(struct chom_store *s, const struct opts *o)
 
 	if (chom_store_hosts(s, &hosts, &n, &e) == 0) {
 		for (i = 0; i < n && len < sizeof(list); i++)
-			len += (size_t)snprintf(list + len, sizeof(list) - len,
-						"%s%s", i ? ", " : "",
-						hosts[i]);
+			len +=
+			    (size_t)snprintf(list + len, sizeof(list) - len,
+					     "%s%s", i ? ", " : "", hosts[i]);
 		chom_store_hosts_free(hosts, n);
 	}
 	if (*list)
@@ -442,7 +440,8 @@ do_list(struct chom_store *s, const struct opts *o)
 			    "complete", 1, "kinds", kinds_j, "size",
 			    (json_int_t)m.size, "plain_size",
 			    (json_int_t)m.plain, "label",
-			    *m.label ? m.label : NULL, "database_server_version",
+			    *m.label ? m.label : NULL,
+			    "database_server_version",
 			    *m.db_version ? m.db_version : NULL));
 			continue;
 		}
@@ -531,8 +530,7 @@ check_keys(const struct chom_age_keys *k, const struct chom_manifest_part *p,
 }
 
 static int
-load_keys(const struct opts *o, struct chom_age_keys **out,
-	  struct chom_err *e)
+load_keys(const struct opts *o, struct chom_age_keys **out, struct chom_err *e)
 {
 	struct chom_age_keys *k;
 	size_t i;
@@ -567,13 +565,12 @@ static void
 part_json(const char *point, const struct chom_manifest_part *p,
 	  const char *action, double seconds, const char *error)
 {
-	chom_json_line(json_pack("{s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:f, "
-				 "s:s?}",
-				 "point", point, "part", p->name, "kind",
-				 p->kind, "action", action, "ok", !error,
-				 "size", (json_int_t)p->size, "plain_size",
-				 (json_int_t)p->plain, "seconds", seconds,
-				 "error", error));
+	chom_json_line(json_pack(
+	    "{s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:f, "
+	    "s:s?}",
+	    "point", point, "part", p->name, "kind", p->kind, "action", action,
+	    "ok", !error, "size", (json_int_t)p->size, "plain_size",
+	    (json_int_t)p->plain, "seconds", seconds, "error", error));
 }
 
 static int
@@ -699,8 +696,8 @@ main(int argc, char **argv)
 	if (!o.db_cmd)
 		o.db_cmd = DB_CMD;
 	if (!o.spool_dir)
-		o.spool_dir = (env = getenv("TMPDIR")) && *env ? env
-							       : "/var/tmp";
+		o.spool_dir =
+		    (env = getenv("TMPDIR")) && *env ? env : "/var/tmp";
 	if (o.all && o.action != A_LIST)
 		return chom_usage_error("--all goes with --list");
 
@@ -791,8 +788,8 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (o.json)
-		part_json(point, p, action_opt[o.action] + 2,
-			  now_mono() - t0, NULL);
+		part_json(point, p, action_opt[o.action] + 2, now_mono() - t0,
+			  NULL);
 	else if (o.action != A_SYSINFO)
 		printf("%s\n", point);
 	rc = CHOM_EXIT_OK;

@@ -31,8 +31,8 @@ void chom_age_keys_free(struct chom_age_keys *k);
 
 /*
  * Key i of the set, as the manifest records it: "age1..." for a recipient
- * or for an identity (its recipient), "scrypt" for a passphrase. Returns the number of keys (nothing written
- * when i is past them).
+ * or for an identity (its recipient), "scrypt" for a passphrase. Returns the
+ * number of keys (nothing written when i is past them).
  */
 size_t chom_age_keys_describe(const struct chom_age_keys *k, size_t i,
 			      char *buf, size_t size);

@@ -34,8 +34,7 @@ struct head {
 };
 
 static int
-head_write(struct chom_sink *s, const void *buf, size_t len,
-	   struct chom_err *e)
+head_write(struct chom_sink *s, const void *buf, size_t len, struct chom_err *e)
 {
 	struct head *h = (struct head *)s;
 
@@ -383,11 +382,10 @@ chom_restore_tree(const struct chom_restore_opts *o,
 		close(pfd[1]);
 		goto out;
 	}
-	xrc = chom_extract(
-	    &(struct chom_extract_opts){ .in_fd = pfd[0],
-					 .dir = tmp,
-					 .stop = o->stop },
-	    &st, &xe);
+	xrc = chom_extract(&(struct chom_extract_opts){ .in_fd = pfd[0],
+							.dir = tmp,
+							.stop = o->stop },
+			   &st, &xe);
 	/* An extractor that stopped early leaves the rest of the part to
 	 * read: the producer runs to its end and checks all of it, so that
 	 * a part that fails its checks is named as the cause, not what the

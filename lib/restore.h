@@ -40,8 +40,8 @@ struct chom_restore_opts {
  * "...: gzip: invalid stored block lengths".
  */
 int chom_restore_part(const struct chom_restore_opts *o,
-		      const struct chom_manifest_part *p,
-		      struct chom_sink *out, struct chom_err *e);
+		      const struct chom_manifest_part *p, struct chom_sink *out,
+		      struct chom_err *e);
 
 /*
  * Restores part p into the stdin of `sh -c cmd`. In CHOM_RESTORE_SPOOL the

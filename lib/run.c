@@ -157,8 +157,7 @@ feed_wait(struct feed *f)
 			break;
 		}
 	f->pid = -1;
-	*f->status =
-	    WIFSIGNALED(wst) ? 128 + WTERMSIG(wst) : WEXITSTATUS(wst);
+	*f->status = WIFSIGNALED(wst) ? 128 + WTERMSIG(wst) : WEXITSTATUS(wst);
 	return *f->status;
 }
 
@@ -168,8 +167,9 @@ feed_failed(struct feed *f, struct chom_err *e)
 	int st = f->pid > 0 ? feed_wait(f) : *f->status;
 
 	if (st > 128)
-		return chom_err_set(e, CHOM_EXIT_FAIL, "%s: killed by signal %d",
-				    f->what, st - 128);
+		return chom_err_set(e, CHOM_EXIT_FAIL,
+				    "%s: killed by signal %d", f->what,
+				    st - 128);
 	if (st == 127)
 		return chom_err_set(e, CHOM_EXIT_FAIL,
 				    "%s: exited with status 127 (not found?)",
@@ -179,8 +179,7 @@ feed_failed(struct feed *f, struct chom_err *e)
 }
 
 static int
-feed_write(struct chom_sink *s, const void *buf, size_t len,
-	   struct chom_err *e)
+feed_write(struct chom_sink *s, const void *buf, size_t len, struct chom_err *e)
 {
 	struct feed *f = (struct feed *)s;
 	const char *p = buf;
@@ -274,9 +273,10 @@ chom_run_stdin_new(const char *cmd, const char *what, int *status,
 }
 
 int
-chom_run_stdin_splice(struct chom_sink *s, int fd, void (*tick)(void *ctx,
-		      unsigned long long done), void *ctx,
-		      volatile sig_atomic_t *stop, struct chom_err *e)
+chom_run_stdin_splice(struct chom_sink *s, int fd,
+		      void (*tick)(void *ctx, unsigned long long done),
+		      void *ctx, volatile sig_atomic_t *stop,
+		      struct chom_err *e)
 {
 	struct feed *f = (struct feed *)s;
 	unsigned long long done = 0;

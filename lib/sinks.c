@@ -113,8 +113,7 @@ chom_sink_tee_new(struct chom_sink **sinks, size_t n, struct chom_err *e)
 }
 
 static int
-null_write(struct chom_sink *s, const void *buf, size_t len,
-	   struct chom_err *e)
+null_write(struct chom_sink *s, const void *buf, size_t len, struct chom_err *e)
 {
 	(void)s;
 	(void)buf;

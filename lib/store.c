@@ -427,8 +427,8 @@ file_free(struct chom_store *s)
 }
 
 static const struct store_ops file_ops = {
-	file_lock,   file_begin,  file_part,  file_commit, file_abort,
-	file_list,   file_remove, file_read,  file_hosts,  file_free,
+	file_lock, file_begin,  file_part, file_commit, file_abort,
+	file_list, file_remove, file_read, file_hosts,  file_free,
 };
 
 int
@@ -541,8 +541,9 @@ membuf_write(struct chom_sink *s, const void *buf, size_t len,
 	char *nb;
 
 	if (len > m->max - m->len)
-		return chom_err_set(e, CHOM_EXIT_FAIL, "%s: larger than %zu bytes",
-				    m->name, m->max);
+		return chom_err_set(e, CHOM_EXIT_FAIL,
+				    "%s: larger than %zu bytes", m->name,
+				    m->max);
 	if (!(nb = realloc(m->buf, m->len + len + 1)))
 		return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
 	m->buf = nb;

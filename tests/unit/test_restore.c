@@ -48,8 +48,8 @@ setup(void **state)
 	fx->text = tu_gen_text(DUMP_LEN, 42);
 	tu_put_file(fx->dump, fx->text, DUMP_LEN);
 	fx->keys = chom_age_keys_new();
-	if (chom_age_keygen(secret, sizeof(secret), recip, sizeof(recip),
-			    &e) < 0 ||
+	if (chom_age_keygen(secret, sizeof(secret), recip, sizeof(recip), &e) <
+		0 ||
 	    chom_age_add_identity(fx->keys, secret, &e) < 0 ||
 	    chom_store_open(fx->url, &fx->store, &e) < 0)
 		return -1;
@@ -86,14 +86,13 @@ backup(struct fixture *fx, enum chom_compress c, const char *tree)
 					    .files = files,
 					    .nfiles = tree ? 1 : 0,
 					    .compress = c,
-					    .level = c == CHOM_COMPRESS_ZSTD ? 3
-									     : 6,
+					    .level =
+						c == CHOM_COMPRESS_ZSTD ? 3 : 6,
 					    .threads = 2,
 					    .recipients = fx->keys },
 		&r, &e) < 0)
 		TU_FAILF("backup: %s", e.msg);
-	if (chom_manifest_parse(r.manifest, strlen(r.manifest), &fx->m, &e) <
-	    0)
+	if (chom_manifest_parse(r.manifest, strlen(r.manifest), &fx->m, &e) < 0)
 		TU_FAILF("manifest: %s", e.msg);
 	free(r.manifest);
 	fx->ro = (struct chom_restore_opts){ .store = fx->store,
@@ -222,7 +221,8 @@ test_no_identity(void **state)
 	backup(fx, CHOM_COMPRESS_GZIP, NULL);
 	fx->ro.identities = NULL;
 	assert_int_equal(chom_restore_part(&fx->ro, &fx->m.parts[0],
-					   tu_mem_new(&out, 2 * DUMP_LEN, 0), &e),
+					   tu_mem_new(&out, 2 * DUMP_LEN, 0),
+					   &e),
 			 -1);
 	assert_int_equal(e.code, CHOM_EXIT_USAGE);
 	assert_non_null(strstr(e.msg, "is encrypted"));
@@ -323,11 +323,10 @@ test_spool_dir_missing(void **state)
 	struct chom_err e = { 0 };
 
 	backup(fx, CHOM_COMPRESS_GZIP, NULL);
-	assert_int_equal(chom_restore_to_cmd(&fx->ro, &fx->m.parts[0],
-					     "cat >/dev/null",
-					     CHOM_RESTORE_SPOOL,
-					     "/nonexistent/spool", &e),
-			 -1);
+	assert_int_equal(
+	    chom_restore_to_cmd(&fx->ro, &fx->m.parts[0], "cat >/dev/null",
+				CHOM_RESTORE_SPOOL, "/nonexistent/spool", &e),
+	    -1);
 	assert_int_equal(e.code, CHOM_EXIT_USAGE);
 	assert_non_null(strstr(e.msg, "/nonexistent/spool"));
 }
@@ -396,14 +395,12 @@ test_tree_damaged_leaves_nothing(void **state)
 	assert_int_equal(truncate(part, tu_file_size(part) - 1), 0);
 	/* A new directory: gone again. */
 	snprintf(dir, sizeof(dir), "%s/new", fx->dir);
-	assert_int_equal(chom_restore_tree(&fx->ro, &p, dir, &entries, &e),
-			 -1);
+	assert_int_equal(chom_restore_tree(&fx->ro, &p, dir, &entries, &e), -1);
 	assert_non_null(strstr(e.msg, p.name));
 	assert_int_equal(access(dir, F_OK), -1);
 	/* An empty directory: still there, still empty. */
 	assert_int_equal(mkdir(dir, 0755), 0);
-	assert_int_equal(chom_restore_tree(&fx->ro, &p, dir, &entries, &e),
-			 -1);
+	assert_int_equal(chom_restore_tree(&fx->ro, &p, dir, &entries, &e), -1);
 	assert_int_equal(tu_count_names(dir, "*"), 0);
 	assert_int_equal(tu_count_names(dir, ".*"), 0);
 }
