@@ -37,9 +37,11 @@ static void
 usage(void)
 {
 	printf(
-	    "Usage: chom-restore --list [--all]\n"
+	    "Usage: chom-restore --list [--all] [--json]\n"
 	    "       chom-restore --verify [POINT]\n"
-	    "       chom-restore --db [POINT] [--db-cmd CMD]\n"
+	    "       chom-restore --db [POINT] [--db-cmd CMD | --db-defaults "
+	    "FILE]\n"
+	    "                    [--stream | --no-spool] [--spool-dir DIR]\n"
 	    "       chom-restore --files|--config [POINT] --target DIR\n"
 	    "       chom-restore --sysinfo [POINT]\n"
 	    "List, verify and restore the backup points chom-backup made. "
@@ -397,18 +399,23 @@ do_list(struct chom_store *s, const struct opts *o)
 
 	if (chom_store_list(s, o->host, &p, &n, &e) < 0)
 		return chom_report(&e);
+	if (!n) {
+		free(p);
+		return no_points(s, o);
+	}
 	if (!o->json)
 		printf("%-17s %-20s %-27s %10s  %s\n", "POINT", "TIME (UTC)",
 		       "KINDS", "SIZE", "LABEL");
 	for (i = 0; i < n; i++) {
 		struct chom_manifest m;
-		char when[32], kinds[64], size[32];
+		char when[32], iso[32], kinds[64], size[32];
 		struct tm tm;
 
 		if (!p[i].complete && !o->all)
 			continue;
 		gmtime_r(&p[i].when, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+		strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%SZ", &tm);
 		if (!p[i].complete ||
 		    load_manifest(s, o->host, p[i].id, &m, &e) < 0) {
 			const char *why =
@@ -419,9 +426,9 @@ do_list(struct chom_store *s, const struct opts *o)
 			if (o->json)
 				chom_json_line(json_pack(
 				    "{s:s, s:s, s:s, s:b, s:s}", "point",
-				    p[i].id, "host", o->host, "time", when,
+				    p[i].id, "host", o->host, "time", iso,
 				    "complete", 0, "state", why));
-			else if (o->all)
+			else
 				printf("%-17s %-20s %-27s %10s  %s\n", p[i].id,
 				       when, why, "-", "");
 			continue;
@@ -436,7 +443,7 @@ do_list(struct chom_store *s, const struct opts *o)
 				    kinds_j, json_string(m.parts[k].kind));
 			chom_json_line(json_pack(
 			    "{s:s, s:s, s:s, s:b, s:o, s:I, s:I, s:s?, s:s?}",
-			    "point", p[i].id, "host", o->host, "time", when,
+			    "point", p[i].id, "host", o->host, "time", iso,
 			    "complete", 1, "kinds", kinds_j, "size",
 			    (json_int_t)m.size, "plain_size",
 			    (json_int_t)m.plain, "label",
@@ -451,20 +458,24 @@ do_list(struct chom_store *s, const struct opts *o)
 		       chom_quote(m.label));
 	}
 	free(p);
-	if (!n)
-		return no_points(s, o);
 	(void)shown;
 	return CHOM_EXIT_OK;
 }
 
-/* POINT, latest, or --at: the id of a complete point. */
+/*
+ * POINT, or with latest and --at the newest complete point (at or before
+ * TIME) that has a part of kind (any when kind is NULL): a 6-hourly
+ * database backup is then not taken for the files of the daily one.
+ * Its id into id and its manifest into m.
+ */
 static int
-pick_point(struct chom_store *s, const struct opts *o, char *id,
-	   struct chom_err *e)
+pick_point(struct chom_store *s, const struct opts *o, const char *kind,
+	   char *id, struct chom_manifest *m, struct chom_err *e)
 {
 	struct chom_point *p;
 	time_t at = 0;
 	size_t n, i;
+	bool any = false;
 
 	if (o->at && parse_time(o->at, &at) < 0)
 		return chom_err_set(e, CHOM_EXIT_USAGE,
@@ -480,25 +491,33 @@ pick_point(struct chom_store *s, const struct opts *o, char *id,
 					    "(YYYYMMDDTHHMMSSZ) or latest",
 					    chom_quote(o->point));
 		snprintf(id, CHOM_POINT_LEN + 1, "%s", o->point);
-		return 0;
+		return load_manifest(s, o->host, id, m, e);
 	}
 	if (chom_store_list(s, o->host, &p, &n, e) < 0)
 		return -1;
-	for (i = 0; i < n; i++)
-		if (p[i].complete && (!o->at || p[i].when <= at))
+	for (i = 0; i < n; i++) {
+		if (!p[i].complete || (o->at && p[i].when > at))
+			continue;
+		any = true;
+		if (load_manifest(s, o->host, p[i].id, m, e) < 0) {
+			chom_warn("%s: skipped", e->msg);
+			continue;
+		}
+		if (!kind || chom_manifest_part(m, kind))
 			break;
-	if (i == n) {
-		free(p);
-		if (o->at)
-			return chom_err_set(e, CHOM_EXIT_FAIL,
-					    "no complete point of host %s at "
-					    "or before %s",
-					    o->host, o->at);
-		return chom_err_set(e, CHOM_EXIT_FAIL, "%s", ""); /* none */
 	}
-	snprintf(id, CHOM_POINT_LEN + 1, "%s", p[i].id);
+	if (i < n)
+		snprintf(id, CHOM_POINT_LEN + 1, "%s", p[i].id);
 	free(p);
-	return 0;
+	if (i < n)
+		return 0;
+	if (!any && !o->at)
+		return chom_err_set(e, CHOM_EXIT_FAIL, "%s", ""); /* none */
+	return chom_err_set(e, CHOM_EXIT_FAIL,
+			    "no complete point of host %s%s%s%s%s%s", o->host,
+			    kind ? " with a " : "", kind ? kind : "",
+			    kind ? " part" : "", o->at ? " at or before " : "",
+			    o->at ? o->at : "");
 }
 
 /* Whether the keys can open part p: its recipients against ours. */
@@ -612,6 +631,12 @@ do_verify(const struct opts *o, const struct chom_restore_opts *ro,
 	return rc;
 }
 
+/* The part each action restores. */
+static const char *const kind[] = { [A_DB] = "db",
+				    [A_FILES] = "files",
+				    [A_CONFIG] = "config",
+				    [A_SYSINFO] = "sysinfo" };
+
 int
 main(int argc, char **argv)
 {
@@ -714,17 +739,13 @@ main(int argc, char **argv)
 					       : chom_report(&e);
 		goto out;
 	}
-	if (pick_point(store, &o, point, &e) < 0) {
+	if (pick_point(store, &o, kind[o.action], point, &m, &e) < 0) {
 		if (e.code == CHOM_EXIT_USAGE)
 			rc = chom_usage_error("%s", e.msg);
 		else if (!*e.msg)
 			rc = no_points(store, &o);
 		else
 			rc = chom_report(&e);
-		goto out;
-	}
-	if (load_manifest(store, o.host, point, &m, &e) < 0) {
-		rc = chom_report(&e);
 		goto out;
 	}
 	ro = (struct chom_restore_opts){
@@ -740,19 +761,11 @@ main(int argc, char **argv)
 		rc = do_verify(&o, &ro, &m);
 		goto out;
 	}
-	{
-		static const char *const kind[] = { [A_DB] = "db",
-						    [A_FILES] = "files",
-						    [A_CONFIG] = "config",
-						    [A_SYSINFO] = "sysinfo" };
-
-		if (!(p = chom_manifest_part(&m, kind[o.action]))) {
-			chom_error("point %s has no %s part (it has: %s)",
-				   point, kind[o.action],
-				   kinds_of(&m, dbcmd, sizeof(dbcmd)));
-			rc = CHOM_EXIT_FAIL;
-			goto out;
-		}
+	if (!(p = chom_manifest_part(&m, kind[o.action]))) {
+		chom_error("point %s has no %s part (it has: %s)", point,
+			   kind[o.action], kinds_of(&m, dbcmd, sizeof(dbcmd)));
+		rc = CHOM_EXIT_FAIL;
+		goto out;
 	}
 	if (check_keys(keys, p, point, &e) < 0) {
 		rc = e.code == CHOM_EXIT_USAGE ? chom_usage_error("%s", e.msg)
@@ -772,9 +785,10 @@ main(int argc, char **argv)
 			chom_warn("--stream: the database may hold part of "
 				  "the dump");
 	} else if (o.action == A_SYSINFO) {
-		struct chom_sink *out = chom_sink_fd_new(dup(1), "stdout", &e);
-
-		rc = out ? chom_restore_part(&ro, p, out, &e) : -1;
+		/* Checked whole before the first line is printed, as --db. */
+		fflush(stdout);
+		rc = chom_restore_to_cmd(&ro, p, "cat", CHOM_RESTORE_SPOOL,
+					 o.spool_dir, &e);
 	} else {
 		unsigned long long entries;
 

@@ -384,6 +384,15 @@ vet(struct job *j, struct archive_entry *ent)
 		case AE_IFREG:
 		case AE_IFDIR: break;
 		case AE_IFLNK:
+			if (j->o->any_symlink) {
+				const char *t = archive_entry_symlink(ent);
+
+				if (!t || !*t)
+					return refuse(
+					    j, name,
+					    "symlink with an empty target");
+				break;
+			}
 			if (chom_extract_check_symlink(
 				j->norm, archive_entry_symlink(ent), &why) < 0)
 				return refuse(j, name, why);

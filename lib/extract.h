@@ -35,6 +35,11 @@ struct chom_extract_opts {
 	chom_extract_progress_fn progress;
 	void *progress_ctx;
 	volatile sig_atomic_t *stop; /* nonzero (a signal number): abort */
+	/* Symlinks made whatever their target, absolute or out of the tree
+	 * (a backup restored as it was: /etc/nginx/sites-enabled). Making
+	 * one writes nothing through it, and an entry that would pass
+	 * through a symlink is refused all the same. */
+	int any_symlink;
 };
 
 /*

@@ -186,27 +186,17 @@ feed_spool(const struct chom_restore_opts *o,
 	   struct chom_err *e)
 {
 	struct feed_tick t = { o, "into --db-cmd", p->plain };
-	struct chom_sink *c;
-	int status;
+	int status, rc;
 
 	if (o->stop && *o->stop)
 		return chom_err_set(e, 128 + *o->stop, "interrupted");
-	if (lseek(fd, 0, SEEK_SET) < 0)
-		return chom_err_sys(e, CHOM_EXIT_FAIL, "spool");
-	if (!(c = chom_run_stdin_new(cmd, "--db-cmd", &status, e)))
-		return -1;
-	if (chom_run_stdin_splice(c, fd, o->progress ? feed_tick : NULL, &t,
-				  o->stop, e) < 0 ||
-	    chom_sink_close(c, e) < 0) {
-		chom_sink_free(c);
-		if (o->progress)
-			o->progress(o->ctx, NULL, 0, 0);
-		return -1;
-	}
-	chom_sink_free(c);
+	/* The command reads the spool itself: no copy through a pipe. */
+	rc = chom_run_from_file(cmd, fd, "--db-cmd",
+				o->progress ? feed_tick : NULL, &t, o->stop,
+				&status, e);
 	if (o->progress)
 		o->progress(o->ctx, NULL, 0, 0);
-	return 0;
+	return rc;
 }
 
 int
@@ -384,7 +374,8 @@ chom_restore_tree(const struct chom_restore_opts *o,
 	}
 	xrc = chom_extract(&(struct chom_extract_opts){ .in_fd = pfd[0],
 							.dir = tmp,
-							.stop = o->stop },
+							.stop = o->stop,
+							.any_symlink = 1 },
 			   &st, &xe);
 	/* An extractor that stopped early leaves the rest of the part to
 	 * read: the producer runs to its end and checks all of it, so that

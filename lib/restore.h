@@ -59,7 +59,8 @@ int chom_restore_to_cmd(const struct chom_restore_opts *o,
 
 /*
  * Extracts part p (a tar) into dir, which must be empty or missing (code 2
- * otherwise), with chom-stage's safety rules. The tree is built in
+ * otherwise), with chom-stage's safety rules but for symlinks, made as they
+ * were whatever their target (see chom_extract_opts). The tree is built in
  * dir/.chom-restore-PID and moved into dir only once the part has passed
  * every check: on failure dir is left as it was.
  */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -273,33 +274,79 @@ chom_run_stdin_new(const char *cmd, const char *what, int *status,
 }
 
 int
-chom_run_stdin_splice(struct chom_sink *s, int fd,
-		      void (*tick)(void *ctx, unsigned long long done),
-		      void *ctx, volatile sig_atomic_t *stop,
-		      struct chom_err *e)
+chom_run_from_file(const char *cmd, int fd, const char *what,
+		   void (*tick)(void *ctx, unsigned long long done), void *ctx,
+		   volatile sig_atomic_t *stop, int *status, struct chom_err *e)
 {
-	struct feed *f = (struct feed *)s;
-	unsigned long long done = 0;
-	ssize_t n;
+	struct stat st;
+	char path[64];
+	off_t at = 0;
+	pid_t pid;
+	int in, wst, r;
 
-	for (;;) {
-		if (stop && *stop)
-			return chom_err_set(e, 128 + *stop, "interrupted");
-		n = splice(fd, NULL, f->fd, NULL, 1 << 20, SPLICE_F_MORE);
-		if (n == 0)
-			return 0;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EPIPE) {
-			close(f->fd);
-			f->fd = -1;
-			return feed_failed(f, e);
-		}
-		if (n < 0)
-			return chom_err_sys(e, CHOM_EXIT_FAIL, "splice to %s",
-					    f->what);
-		done += (unsigned long long)n;
-		if (tick)
-			tick(ctx, done);
+	*status = -1;
+	if (fstat(fd, &st) < 0)
+		return chom_err_sys(e, CHOM_EXIT_FAIL, "stat input of %s",
+				    what);
+	/* Its own open file, read-only, from the start: its offset tells
+	 * how far the command has read. */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	if ((in = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return chom_err_sys(e, CHOM_EXIT_FAIL, "reopen input of %s",
+				    what);
+	if ((pid = fork()) < 0) {
+		close(in);
+		return chom_err_sys(e, CHOM_EXIT_FAIL, "fork");
 	}
+	if (pid == 0) {
+		setpgid(0, 0);
+		dup2(in, STDIN_FILENO);
+		signal(SIGPIPE, SIG_DFL);
+		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+		_exit(127);
+	}
+	setpgid(pid, pid);
+	for (;;) {
+		r = waitpid(pid, &wst, WNOHANG);
+		if (r == pid)
+			break;
+		if (r < 0 && errno != EINTR) {
+			wst = 127 << 8;
+			break;
+		}
+		if (stop && *stop) {
+			kill(-pid, SIGTERM);
+			while (waitpid(pid, &wst, 0) < 0 && errno == EINTR)
+				;
+			close(in);
+			*status = 128 + *stop;
+			return chom_err_set(e, 128 + *stop, "interrupted");
+		}
+		if (tick && (at = lseek(in, 0, SEEK_CUR)) >= 0)
+			tick(ctx, (unsigned long long)at);
+		usleep(50000);
+	}
+	at = lseek(in, 0, SEEK_CUR);
+	close(in);
+	*status = WIFSIGNALED(wst) ? 128 + WTERMSIG(wst) : WEXITSTATUS(wst);
+	if (*status > 128)
+		return chom_err_set(e, CHOM_EXIT_FAIL, "%s: killed by signal %d",
+				    what, *status - 128);
+	if (*status == 127)
+		return chom_err_set(e, CHOM_EXIT_FAIL,
+				    "%s: exited with status 127 (not found?)",
+				    what);
+	if (*status)
+		return chom_err_set(e, CHOM_EXIT_FAIL,
+				    "%s: exited with status %d", what, *status);
+	/* A reader that forked its own (mysql's pager, say) shares the
+	 * offset; one that stopped early and said 0 did not take it all. */
+	if (at >= 0 && at < st.st_size)
+		return chom_err_set(e, CHOM_EXIT_FAIL,
+				    "%s: exited with status 0 before reading "
+				    "all input (%lld of %lld bytes)",
+				    what, (long long)at, (long long)st.st_size);
+	if (tick)
+		tick(ctx, (unsigned long long)st.st_size);
+	return 0;
 }

@@ -32,10 +32,16 @@ int chom_run_to_sink(const char *cmd, struct chom_sink *out,
  */
 struct chom_sink *chom_run_stdin_new(const char *cmd, const char *what,
 				     int *status, struct chom_err *e);
-/* Feeds fd, from its offset to its end, into a chom_run_stdin_new()
- * command with splice(2), telling tick the bytes done now and then. */
-int chom_run_stdin_splice(struct chom_sink *s, int fd,
-			  void (*tick)(void *ctx, unsigned long long done),
-			  void *ctx, volatile sig_atomic_t *stop,
-			  struct chom_err *e);
+/*
+ * Runs `sh -c cmd` in its own process group with the regular file fd as its
+ * stdin, read from the start through a descriptor of its own, and waits
+ * for it, telling tick how far it has read now and then. Fails (code 1) as
+ * a chom_run_stdin_new() command's close() does, and when the command
+ * exits 0 without reading the file to its end; *stop set: the group gets
+ * SIGTERM, code 128+N.
+ */
+int chom_run_from_file(const char *cmd, int fd, const char *what,
+		       void (*tick)(void *ctx, unsigned long long done),
+		       void *ctx, volatile sig_atomic_t *stop, int *status,
+		       struct chom_err *e);
 #endif

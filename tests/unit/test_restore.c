@@ -339,8 +339,10 @@ make_tree(struct fixture *fx, char *tree, size_t size)
 
 	snprintf(tree, size, "%s/app", fx->dir);
 	tu_sh("mkdir -p '%s/sub' && printf secret > '%s/.env' && chmod 600 "
-	      "'%s/.env' && ln -s .env '%s/link' && printf x > '%s/sub/f'",
-	      tree, tree, tree, tree, tree);
+	      "'%s/.env' && ln -s .env '%s/link' && printf x > '%s/sub/f' && "
+	      "ln -s /etc/nginx/sites-available/default '%s/abs' && "
+	      "ln -s ../../../outside '%s/sub/up'",
+	      tree, tree, tree, tree, tree, tree, tree);
 	snprintf(p, sizeof(p), "%s/sub/f", tree);
 	assert_int_equal(access(p, F_OK), 0);
 }
@@ -370,6 +372,16 @@ test_tree(void **state)
 	assert_int_equal(st.st_mode & 0777, 0600);
 	snprintf(path, sizeof(path), "%s%s/link", dir, tree);
 	assert_int_equal(readlink(path, buf, sizeof(buf)), 4);
+	/* Symlinks as they were, even absolute or out of the tree (Debian's
+	 * /etc/nginx/sites-enabled). */
+	snprintf(path, sizeof(path), "%s%s/abs", dir, tree);
+	memset(buf, 0, sizeof(buf));
+	assert_true(readlink(path, buf, sizeof(buf) - 1) > 0);
+	assert_string_equal(buf, "/etc/nginx/sites-available/default");
+	snprintf(path, sizeof(path), "%s%s/sub/up", dir, tree);
+	memset(buf, 0, sizeof(buf));
+	assert_true(readlink(path, buf, sizeof(buf) - 1) > 0);
+	assert_string_equal(buf, "../../../outside");
 	assert_int_equal(tu_count_names(dir, ".chom-restore*"), 0);
 
 	/* Not empty now: refused, and left as it is. */
