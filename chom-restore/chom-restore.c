@@ -776,7 +776,7 @@ main(int argc, char **argv)
 		   o.from);
 	t0 = now_mono();
 	if (o.action == A_DB) {
-		rc = chom_restore_to_cmd(&ro, p, o.db_cmd,
+		rc = chom_restore_to_cmd(&ro, p, o.db_cmd, "--db-cmd",
 					 o.stream     ? CHOM_RESTORE_STREAM
 					 : o.no_spool ? CHOM_RESTORE_TWICE
 						      : CHOM_RESTORE_SPOOL,
@@ -787,8 +787,8 @@ main(int argc, char **argv)
 	} else if (o.action == A_SYSINFO) {
 		/* Checked whole before the first line is printed, as --db. */
 		fflush(stdout);
-		rc = chom_restore_to_cmd(&ro, p, "cat", CHOM_RESTORE_SPOOL,
-					 o.spool_dir, &e);
+		rc = chom_restore_to_cmd(&ro, p, "cat", "stdout",
+					 CHOM_RESTORE_SPOOL, o.spool_dir, &e);
 	} else {
 		unsigned long long entries;
 

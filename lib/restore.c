@@ -182,18 +182,19 @@ feed_tick(void *ctx, unsigned long long done)
 
 static int
 feed_spool(const struct chom_restore_opts *o,
-	   const struct chom_manifest_part *p, const char *cmd, int fd,
-	   struct chom_err *e)
+	   const struct chom_manifest_part *p, const char *cmd,
+	   const char *what, int fd, struct chom_err *e)
 {
-	struct feed_tick t = { o, "into --db-cmd", p->plain };
+	char label[96];
+	struct feed_tick t = { o, label, p->plain };
 	int status, rc;
 
 	if (o->stop && *o->stop)
 		return chom_err_set(e, 128 + *o->stop, "interrupted");
 	/* The command reads the spool itself: no copy through a pipe. */
-	rc = chom_run_from_file(cmd, fd, "--db-cmd",
-				o->progress ? feed_tick : NULL, &t, o->stop,
-				&status, e);
+	snprintf(label, sizeof(label), "into %s", what);
+	rc = chom_run_from_file(cmd, fd, what, o->progress ? feed_tick : NULL,
+				&t, o->stop, &status, e);
 	if (o->progress)
 		o->progress(o->ctx, NULL, 0, 0);
 	return rc;
@@ -202,8 +203,8 @@ feed_spool(const struct chom_restore_opts *o,
 int
 chom_restore_to_cmd(const struct chom_restore_opts *o,
 		    const struct chom_manifest_part *p, const char *cmd,
-		    enum chom_restore_mode mode, const char *spool_dir,
-		    struct chom_err *e)
+		    const char *what, enum chom_restore_mode mode,
+		    const char *spool_dir, struct chom_err *e)
 {
 	struct chom_sink *s;
 	struct statvfs vfs;
@@ -229,7 +230,7 @@ chom_restore_to_cmd(const struct chom_restore_opts *o,
 	if (mode == CHOM_RESTORE_TWICE && verify_only(o, p, e) < 0)
 		return -1;
 	if (mode != CHOM_RESTORE_SPOOL) {
-		if (!(s = chom_run_stdin_new(cmd, "--db-cmd", &status, e)))
+		if (!(s = chom_run_stdin_new(cmd, what, &status, e)))
 			return -1;
 		return chom_restore_part(o, p, s, e);
 	}
@@ -247,7 +248,7 @@ chom_restore_to_cmd(const struct chom_restore_opts *o,
 	}
 	rc = chom_restore_part(o, p, s, e);
 	if (rc == 0)
-		rc = feed_spool(o, p, cmd, fd, e);
+		rc = feed_spool(o, p, cmd, what, fd, e);
 	close(fd);
 	return rc;
 }

@@ -50,12 +50,13 @@ int chom_restore_part(const struct chom_restore_opts *o,
  * started only once the part has passed every check; when spool_dir has
  * no room for the plaintext, CHOM_RESTORE_TWICE instead. In
  * CHOM_RESTORE_STREAM a failed check comes after the command has had part
- * of the data. The command's status other than 0 fails (code 1).
+ * of the data. The command's status other than 0 fails (code 1); what
+ * names it in messages ("--db-cmd").
  */
 int chom_restore_to_cmd(const struct chom_restore_opts *o,
 			const struct chom_manifest_part *p, const char *cmd,
-			enum chom_restore_mode mode, const char *spool_dir,
-			struct chom_err *e);
+			const char *what, enum chom_restore_mode mode,
+			const char *spool_dir, struct chom_err *e);
 
 /*
  * Extracts part p (a tar) into dir, which must be empty or missing (code 2

@@ -330,8 +330,9 @@ chom_run_from_file(const char *cmd, int fd, const char *what,
 	close(in);
 	*status = WIFSIGNALED(wst) ? 128 + WTERMSIG(wst) : WEXITSTATUS(wst);
 	if (*status > 128)
-		return chom_err_set(e, CHOM_EXIT_FAIL, "%s: killed by signal %d",
-				    what, *status - 128);
+		return chom_err_set(e, CHOM_EXIT_FAIL,
+				    "%s: killed by signal %d", what,
+				    *status - 128);
 	if (*status == 127)
 		return chom_err_set(e, CHOM_EXIT_FAIL,
 				    "%s: exited with status 127 (not found?)",

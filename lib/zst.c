@@ -30,7 +30,7 @@ struct zst {
 	unsigned char *out;
 	unsigned char *in; /* zstd: the frame being gathered */
 	size_t inlen;
-	int frames;     /* zstd: frames made */
+	int frames;      /* zstd: frames made */
 	struct par *par; /* unzstd: frames decoded on threads, or NULL */
 };
 
@@ -216,8 +216,8 @@ par_work(void *arg)
 			break;
 		j = &p->jobs[p->queued++ % p->njobs];
 		pthread_mutex_unlock(&p->mu);
-		j->r = ZSTD_decompressDCtx(d, j->out, j->outcap, j->in,
-					   j->inlen);
+		j->r =
+		    ZSTD_decompressDCtx(d, j->out, j->outcap, j->in, j->inlen);
 		pthread_mutex_lock(&p->mu);
 		j->done = 1;
 		pthread_cond_broadcast(&p->done);

@@ -242,7 +242,7 @@ to_cmd(struct fixture *fx, enum chom_restore_mode mode, const char *spool)
 	snprintf(out, sizeof(out), "%s/out.sql", fx->dir);
 	unlink(out);
 	snprintf(cmd, sizeof(cmd), "cat > '%s'", out);
-	if (chom_restore_to_cmd(&fx->ro, &fx->m.parts[0], cmd, mode,
+	if (chom_restore_to_cmd(&fx->ro, &fx->m.parts[0], cmd, "--db-cmd", mode,
 				spool ? spool : fx->dir, &e) < 0)
 		TU_FAILF("restore: %s", e.msg);
 	got = tu_get_file(out, &n);
@@ -277,16 +277,19 @@ test_to_cmd_damaged_never_starts(void **state)
 	snprintf(mark, sizeof(mark), "%s/started", fx->dir);
 	snprintf(cmd, sizeof(cmd), "touch '%s'; cat >/dev/null", mark);
 	assert_int_equal(chom_restore_to_cmd(&fx->ro, &fx->m.parts[0], cmd,
-					     CHOM_RESTORE_SPOOL, fx->dir, &e),
+					     "--db-cmd", CHOM_RESTORE_SPOOL,
+					     fx->dir, &e),
 			 -1);
 	assert_int_equal(access(mark, F_OK), -1);
 	assert_int_equal(chom_restore_to_cmd(&fx->ro, &fx->m.parts[0], cmd,
-					     CHOM_RESTORE_TWICE, fx->dir, &e),
+					     "--db-cmd", CHOM_RESTORE_TWICE,
+					     fx->dir, &e),
 			 -1);
 	assert_int_equal(access(mark, F_OK), -1);
 	/* Streaming starts it: that is what --stream is. */
 	assert_int_equal(chom_restore_to_cmd(&fx->ro, &fx->m.parts[0], cmd,
-					     CHOM_RESTORE_STREAM, fx->dir, &e),
+					     "--db-cmd", CHOM_RESTORE_STREAM,
+					     fx->dir, &e),
 			 -1);
 	assert_int_equal(access(mark, F_OK), 0);
 }
@@ -298,20 +301,20 @@ test_to_cmd_status(void **state)
 	struct chom_err e = { 0 };
 
 	backup(fx, CHOM_COMPRESS_GZIP, NULL);
-	assert_int_equal(chom_restore_to_cmd(&fx->ro, &fx->m.parts[0],
-					     "cat >/dev/null; exit 3",
-					     CHOM_RESTORE_SPOOL, fx->dir, &e),
+	assert_int_equal(chom_restore_to_cmd(
+			     &fx->ro, &fx->m.parts[0], "cat >/dev/null; exit 3",
+			     "--db-cmd", CHOM_RESTORE_SPOOL, fx->dir, &e),
 			 -1);
 	if (!strstr(e.msg, "exited with status 3"))
 		TU_FAILF("'%s'", e.msg);
-	assert_int_equal(chom_restore_to_cmd(&fx->ro, &fx->m.parts[0],
-					     "head -c 10 >/dev/null",
-					     CHOM_RESTORE_SPOOL, fx->dir, &e),
+	assert_int_equal(chom_restore_to_cmd(
+			     &fx->ro, &fx->m.parts[0], "head -c 10 >/dev/null",
+			     "--db-cmd", CHOM_RESTORE_SPOOL, fx->dir, &e),
 			 -1);
 	assert_non_null(strstr(e.msg, "before reading all input"));
 	assert_int_equal(chom_restore_to_cmd(&fx->ro, &fx->m.parts[0],
-					     "kill -9 $$", CHOM_RESTORE_STREAM,
-					     fx->dir, &e),
+					     "kill -9 $$", "--db-cmd",
+					     CHOM_RESTORE_STREAM, fx->dir, &e),
 			 -1);
 	assert_non_null(strstr(e.msg, "killed by signal 9"));
 }
@@ -323,10 +326,11 @@ test_spool_dir_missing(void **state)
 	struct chom_err e = { 0 };
 
 	backup(fx, CHOM_COMPRESS_GZIP, NULL);
-	assert_int_equal(
-	    chom_restore_to_cmd(&fx->ro, &fx->m.parts[0], "cat >/dev/null",
-				CHOM_RESTORE_SPOOL, "/nonexistent/spool", &e),
-	    -1);
+	assert_int_equal(chom_restore_to_cmd(&fx->ro, &fx->m.parts[0],
+					     "cat >/dev/null", "--db-cmd",
+					     CHOM_RESTORE_SPOOL,
+					     "/nonexistent/spool", &e),
+			 -1);
 	assert_int_equal(e.code, CHOM_EXIT_USAGE);
 	assert_non_null(strstr(e.msg, "/nonexistent/spool"));
 }
