@@ -333,6 +333,81 @@ test_ratio_and_speed(void **state)
 	free(p);
 }
 
+/*
+ * Input of several 16 MiB frames: each frame has its content size (zstd -l
+ * counts them), the frames decode on threads back in order whatever the
+ * writes' sizes, and a flaw in any frame, or a cut, is still found.
+ */
+static void
+test_frames_in_parallel(void **state)
+{
+	struct fixture *fx = *state;
+	const size_t n = 3 * 16 * MIB + 12345;
+	unsigned char *p = tu_gen_text(n, 11), *bad;
+	static const size_t chunks[] = { 0, 65536, 4093 };
+	struct tu_buf z, back;
+	struct chom_err e;
+	size_t i;
+	char line[256];
+	FILE *f;
+
+	zst(p, n, 3, 2, 0, &z);
+	tu_put_file(fx->zst, z.p, z.len);
+	tu_sh("zstd -lv '%s' >'%s' 2>/dev/null", fx->zst, fx->out);
+	assert_non_null(f = fopen(fx->out, "r"));
+	line[0] = '\0';
+	while (fgets(line, sizeof(line), f) &&
+	       !strstr(line, "# Zstandard Frames"))
+		;
+	fclose(f);
+	if (!strstr(line, ": 4"))
+		TU_FAILF("want 4 frames, zstd -lv says '%s'", line);
+	for (i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+		if (unzstd(z.p, z.len, chunks[i], &back, &e))
+			TU_FAILF("chunk %zu: %s", chunks[i], e.msg);
+		tu_expect_same(&back, p, n, "frames decoded on threads");
+		free(back.p);
+	}
+	bad = malloc(z.len);
+	assert_non_null(bad);
+	/* A byte of the third frame: the first two are written, not more. */
+	memcpy(bad, z.p, z.len);
+	bad[z.len * 5 / 8] ^= 0x10;
+	assert_int_equal(unzstd(bad, z.len, 65536, &back, &e), -1);
+	assert_int_equal(e.code, CHOM_EXIT_FAIL);
+	assert_true(back.len <= 2 * 16 * MIB);
+	assert_int_equal(back.closed, 0);
+	free(back.p);
+	/* Cut inside the last frame. */
+	assert_int_equal(unzstd(z.p, z.len - 1000, 65536, &back, &e), -1);
+	assert_non_null(strstr(e.msg, "zstd: "));
+	assert_int_equal(back.closed, 0);
+	free(back.p);
+	/* A frame that does not say its size (zstd(1) reading a pipe) after
+	 * ours: the stream decoder takes over from there. */
+	tu_put_file(fx->in, p, 5 * MIB);
+	tu_sh("cat '%s' | zstd -q -3 -c >'%s'", fx->in, fx->out);
+	{
+		size_t m;
+		unsigned char *tool = tu_get_file(fx->out, &m);
+		unsigned char *both = malloc(z.len + m);
+
+		assert_non_null(both);
+		memcpy(both, z.p, z.len);
+		memcpy(both + z.len, tool, m);
+		assert_int_equal(unzstd(both, z.len + m, 100000, &back, &e), 0);
+		assert_int_equal(back.len, n + 5 * MIB);
+		assert_memory_equal(back.p, p, n);
+		assert_memory_equal(back.p + n, p, 5 * MIB);
+		free(back.p);
+		free(both);
+		free(tool);
+	}
+	free(bad);
+	free(z.p);
+	free(p);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -341,6 +416,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_round_trip),
 		T(test_unzstd_frames),
+		T(test_frames_in_parallel),
 		cmocka_unit_test(test_unzstd_corrupt),
 		cmocka_unit_test(test_next_error),
 		cmocka_unit_test(test_bad_args),
