@@ -528,13 +528,15 @@ check_keys(const struct chom_age_keys *k, const struct chom_manifest_part *p,
 	char key[CHOM_AGE_RECIPIENT_SIZE], list[400] = "";
 	size_t i, j, len = 0;
 
-	if (!p->encrypted || !p->nrecipients)
+	if (!p->encrypted)
 		return 0;
 	if (!k)
 		return chom_err_set(e, CHOM_EXIT_USAGE,
 				    "point %s is encrypted: give -i "
 				    "IDENTITY_FILE or --passphrase-file",
 				    point);
+	if (!p->nrecipients) /* not recorded: age will tell */
+		return 0;
 	for (i = 0; i < chom_age_keys_describe(k, i, key, sizeof(key)); i++)
 		for (j = 0; j < p->nrecipients; j++)
 			if (!strcmp(key, p->recipients[j]))
@@ -758,6 +760,14 @@ main(int argc, char **argv)
 		.stop = chom_cli_catch_signals(),
 	};
 	if (o.action == A_VERIFY) {
+		/* Without a key, nothing encrypted can be checked: said once.
+		 */
+		for (i = 0; i < m.nparts; i++)
+			if (!keys && m.parts[i].encrypted) {
+				check_keys(keys, &m.parts[i], point, &e);
+				rc = chom_usage_error("%s", e.msg);
+				goto out;
+			}
 		rc = do_verify(&o, &ro, &m);
 		goto out;
 	}

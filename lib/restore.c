@@ -230,7 +230,7 @@ chom_restore_to_cmd(const struct chom_restore_opts *o,
 	if (mode == CHOM_RESTORE_TWICE && verify_only(o, p, e) < 0)
 		return -1;
 	if (mode != CHOM_RESTORE_SPOOL) {
-		if (!(s = chom_run_stdin_new(cmd, what, &status, e)))
+		if (!(s = chom_run_stdin_new(cmd, what, &status, o->stop, e)))
 			return -1;
 		return chom_restore_part(o, p, s, e);
 	}

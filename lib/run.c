@@ -143,6 +143,7 @@ struct feed {
 	int fd; /* the write end of its stdin */
 	pid_t pid;
 	int *status;
+	volatile sig_atomic_t *stop;
 	char what[128];
 };
 
@@ -152,11 +153,15 @@ feed_wait(struct feed *f)
 {
 	int wst;
 
-	while (waitpid(f->pid, &wst, 0) < 0)
+	while (waitpid(f->pid, &wst, 0) < 0) {
 		if (errno != EINTR) {
 			wst = 127 << 8;
 			break;
 		}
+		/* Stopped: the command is stopped too, then reaped. */
+		if (f->stop && *f->stop)
+			kill(-f->pid, SIGTERM);
+	}
 	f->pid = -1;
 	*f->status = WIFSIGNALED(wst) ? 128 + WTERMSIG(wst) : WEXITSTATUS(wst);
 	return *f->status;
@@ -186,8 +191,11 @@ feed_write(struct chom_sink *s, const void *buf, size_t len, struct chom_err *e)
 	const char *p = buf;
 
 	while (len) {
-		ssize_t n = write(f->fd, p, len);
+		ssize_t n;
 
+		if (f->stop && *f->stop)
+			return chom_err_set(e, 128 + *f->stop, "interrupted");
+		n = write(f->fd, p, len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EPIPE) {
@@ -211,7 +219,9 @@ feed_close(struct chom_sink *s, struct chom_err *e)
 
 	close(f->fd);
 	f->fd = -1;
-	if (feed_wait(f))
+	if (feed_wait(f) && f->stop && *f->stop)
+		return chom_err_set(e, 128 + *f->stop, "interrupted");
+	if (*f->status)
 		return feed_failed(f, e);
 	return 0;
 }
@@ -232,7 +242,7 @@ feed_free(struct chom_sink *s)
 
 struct chom_sink *
 chom_run_stdin_new(const char *cmd, const char *what, int *status,
-		   struct chom_err *e)
+		   volatile sig_atomic_t *stop, struct chom_err *e)
 {
 	struct feed *f = calloc(1, sizeof(*f));
 	int fd[2];
@@ -249,6 +259,7 @@ chom_run_stdin_new(const char *cmd, const char *what, int *status,
 	}
 	f->s = (struct chom_sink){ feed_write, feed_close, feed_free };
 	f->status = status;
+	f->stop = stop;
 	snprintf(f->what, sizeof(f->what), "%s", what);
 	f->pid = fork();
 	if (f->pid < 0) {

@@ -28,10 +28,15 @@ int chom_run_to_sink(const char *cmd, struct chom_sink *out,
  * exited with status N", "WHAT: killed by signal N"), as does a command that
  * exits before reading all its input. free() before close() stops the group
  * with SIGTERM and reaps it. *status gets the status as for
- * chom_run_to_sink(). SIGPIPE must be ignored by the caller.
+ * chom_run_to_sink(). A write or close() that finds *stop set stops the
+ * command (SIGTERM to its group) and fails with code 128+N. A command that
+ * exits 0 with input still unread is caught only when a write finds the
+ * pipe closed: not when all the input fitted in the pipe. SIGPIPE must be
+ * ignored by the caller.
  */
 struct chom_sink *chom_run_stdin_new(const char *cmd, const char *what,
-				     int *status, struct chom_err *e);
+				     int *status, volatile sig_atomic_t *stop,
+				     struct chom_err *e);
 /*
  * Runs `sh -c cmd` in its own process group with the regular file fd as its
  * stdin, read from the start through a descriptor of its own, and waits

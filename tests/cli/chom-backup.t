@@ -60,7 +60,7 @@ for o in --to --host --db --db-cmd --db-defaults --files --config --sysinfo \
 	--all --recipient --passphrase-file --no-encrypt --keygen --compress \
 	--level --threads --label --metrics-dir --prune --keep-last \
 	--keep-within --keep-daily --keep-weekly --keep-monthly --json; do
-	like "$OUT" -- "$o" "--help mentions $o"
+	like "$OUT" "$o" "--help mentions $o"
 done
 run chom-backup --version
 exits 0 "--version exits 0"

@@ -74,7 +74,7 @@ is "$ERR" "" "--help: nothing on stderr"
 for o in --file --expect-status --expect-body --expect-json --max-latency \
 	--header --resolve --cacert --cert-min-days --password-file --retries \
 	--interval --timeout --deadline --concurrency --json --summary --quiet; do
-	like "$OUT" -- "$o" "--help mentions $o"
+	like "$OUT" "$o" "--help mentions $o"
 done
 for s in http:// https:// tcp:// redis:// mysql://; do
 	like "$OUT" "$s" "--help names $s targets"

@@ -57,7 +57,7 @@ exits 0 "--help exits 0"
 like "$OUT" '^Usage: chom-switch' "--help prints usage on stdout"
 is "$ERR" "" "--help: nothing on stderr"
 for o in --next --rollback --list --prune --exec --metrics-dir --wait --force --json; do
-	like "$OUT" -- "$o" "--help mentions $o"
+	like "$OUT" "$o" "--help mentions $o"
 done
 
 run chom-switch --version
