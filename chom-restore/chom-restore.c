@@ -60,7 +60,8 @@ usage(void)
 	    "--config\n"
 	    "  --spool-dir DIR       where --db verifies the dump before "
 	    "feeding it\n"
-	    "                        (default: $TMPDIR or /var/tmp)\n"
+	    "                        (default: memory if it fits, else "
+	    "$TMPDIR or /var/tmp)\n"
 	    "  --no-spool            verify by reading the part twice instead\n"
 	    "  --stream              feed the database while verifying (no "
 	    "guarantee)\n"
@@ -651,7 +652,6 @@ main(int argc, char **argv)
 	struct chom_restore_opts ro;
 	struct chom_err e = { 0 };
 	char point[CHOM_POINT_LEN + 1];
-	const char *env;
 	double t0;
 	size_t i;
 	int rc;
@@ -722,9 +722,6 @@ main(int argc, char **argv)
 	}
 	if (!o.db_cmd)
 		o.db_cmd = DB_CMD;
-	if (!o.spool_dir)
-		o.spool_dir =
-		    (env = getenv("TMPDIR")) && *env ? env : "/var/tmp";
 	if (o.all && o.action != A_LIST)
 		return chom_usage_error("--all goes with --list");
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -200,6 +201,63 @@ feed_spool(const struct chom_restore_opts *o,
 	return rc;
 }
 
+/* MemAvailable of /proc/meminfo in bytes; 0 if unknown. */
+static unsigned long long
+mem_available(void)
+{
+	unsigned long long kb = 0;
+	char line[256];
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb * 1024;
+}
+
+/*
+ * Where the plaintext of p waits while it is checked: memory when it is at
+ * most a quarter of what the machine has available (it then never touches
+ * a disk), else spool_dir, else the default directory; -1 with errno, or
+ * -2 when the directory has no room (a note told).
+ */
+static int
+spool_for(const struct chom_restore_opts *o, const struct chom_manifest_part *p,
+	  const char *spool_dir, struct chom_err *e)
+{
+	const char *dir = spool_dir;
+	struct statvfs vfs;
+	char note[PATH_MAX + 128];
+	int fd;
+
+	if (!dir) {
+		if (p->plain + SPOOL_MARGIN <= mem_available() / 4 &&
+		    (fd = memfd_create("chom-restore-spool", MFD_CLOEXEC)) >= 0)
+			return fd;
+		dir = getenv("TMPDIR");
+		if (!dir || !*dir)
+			dir = CHOM_RESTORE_SPOOL_DIR;
+	}
+	if (statvfs(dir, &vfs) < 0)
+		return chom_err_sys(e, CHOM_EXIT_USAGE, "spool %s", dir);
+	if ((unsigned long long)vfs.f_bavail * vfs.f_frsize <
+	    p->plain + SPOOL_MARGIN) {
+		snprintf(note, sizeof(note),
+			 "%s has no room for the %llu bytes of %s: verifying "
+			 "it in a first read instead",
+			 dir, p->plain, p->name);
+		if (o->on_message)
+			o->on_message(o->ctx, note);
+		return -2;
+	}
+	if ((fd = spool_open(dir)) < 0)
+		return chom_err_sys(e, CHOM_EXIT_FAIL, "spool in %s", dir);
+	return fd;
+}
+
 int
 chom_restore_to_cmd(const struct chom_restore_opts *o,
 		    const struct chom_manifest_part *p, const char *cmd,
@@ -207,25 +265,14 @@ chom_restore_to_cmd(const struct chom_restore_opts *o,
 		    const char *spool_dir, struct chom_err *e)
 {
 	struct chom_sink *s;
-	struct statvfs vfs;
-	int status, fd, dfd, rc;
+	int status, fd = -1, dfd, rc;
 
 	if (mode == CHOM_RESTORE_SPOOL) {
-		char note[PATH_MAX + 128];
-
-		if (statvfs(spool_dir, &vfs) < 0)
-			return chom_err_sys(e, CHOM_EXIT_USAGE, "spool %s",
-					    spool_dir);
-		if ((unsigned long long)vfs.f_bavail * vfs.f_frsize <
-		    p->plain + SPOOL_MARGIN) {
-			snprintf(note, sizeof(note),
-				 "%s has no room for the %llu bytes of %s: "
-				 "verifying it in a first read instead",
-				 spool_dir, p->plain, p->name);
-			if (o->on_message)
-				o->on_message(o->ctx, note);
+		fd = spool_for(o, p, spool_dir, e);
+		if (fd == -1)
+			return -1;
+		if (fd == -2)
 			mode = CHOM_RESTORE_TWICE;
-		}
 	}
 	if (mode == CHOM_RESTORE_TWICE && verify_only(o, p, e) < 0)
 		return -1;
@@ -234,9 +281,6 @@ chom_restore_to_cmd(const struct chom_restore_opts *o,
 			return -1;
 		return chom_restore_part(o, p, s, e);
 	}
-	if ((fd = spool_open(spool_dir)) < 0)
-		return chom_err_sys(e, CHOM_EXIT_FAIL, "spool in %s",
-				    spool_dir);
 	if ((dfd = dup(fd)) < 0) {
 		close(fd);
 		return chom_err_sys(e, CHOM_EXIT_FAIL, "dup");

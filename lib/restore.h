@@ -43,15 +43,20 @@ int chom_restore_part(const struct chom_restore_opts *o,
 		      const struct chom_manifest_part *p, struct chom_sink *out,
 		      struct chom_err *e);
 
+#define CHOM_RESTORE_SPOOL_DIR "/var/tmp"
+
 /*
  * Restores part p into the stdin of `sh -c cmd`. In CHOM_RESTORE_SPOOL the
- * plaintext goes to an unnamed file of mode 0600 in spool_dir (O_TMPFILE:
- * it never has a name and vanishes with the process), and the command is
- * started only once the part has passed every check; when spool_dir has
- * no room for the plaintext, CHOM_RESTORE_TWICE instead. In
- * CHOM_RESTORE_STREAM a failed check comes after the command has had part
- * of the data. The command's status other than 0 fails (code 1); what
- * names it in messages ("--db-cmd").
+ * plaintext first goes to a spool that never has a name and vanishes with
+ * the process: memory (memfd) when spool_dir is NULL and the plaintext is
+ * at most a quarter of MemAvailable; else an O_TMPFILE of mode 0600 in
+ * spool_dir (NULL: $TMPDIR, else CHOM_RESTORE_SPOOL_DIR). The command is
+ * started only once the part has passed every check, with the spool as
+ * its stdin. A directory without room for the plaintext and 64 MiB gives
+ * CHOM_RESTORE_TWICE instead, told to on_message. In CHOM_RESTORE_STREAM a
+ * failed check comes after the command has had part of the data. The
+ * command's status other than 0 fails (code 1); what names it in messages
+ * ("--db-cmd").
  */
 int chom_restore_to_cmd(const struct chom_restore_opts *o,
 			const struct chom_manifest_part *p, const char *cmd,

@@ -243,7 +243,10 @@ to_cmd(struct fixture *fx, enum chom_restore_mode mode, const char *spool)
 	unlink(out);
 	snprintf(cmd, sizeof(cmd), "cat > '%s'", out);
 	if (chom_restore_to_cmd(&fx->ro, &fx->m.parts[0], cmd, "--db-cmd", mode,
-				spool ? spool : fx->dir, &e) < 0)
+				!spool   ? fx->dir
+				: *spool ? spool
+					 : NULL,
+				&e) < 0)
 		TU_FAILF("restore: %s", e.msg);
 	got = tu_get_file(out, &n);
 	assert_int_equal(n, DUMP_LEN);
@@ -258,6 +261,7 @@ test_to_cmd_modes(void **state)
 
 	backup(fx, CHOM_COMPRESS_ZSTD, NULL);
 	to_cmd(fx, CHOM_RESTORE_SPOOL, NULL);
+	to_cmd(fx, CHOM_RESTORE_SPOOL, ""); /* memory: 3 MB fits anywhere */
 	/* The spool never has a name in its directory. */
 	assert_int_equal(tu_count_names(fx->dir, ".chom-restore*"), 0);
 	to_cmd(fx, CHOM_RESTORE_TWICE, NULL);
