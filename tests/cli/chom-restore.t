@@ -798,6 +798,21 @@ term_db "--db, the spool fed to a command that reads nothing" 01 rt-gzip
 term_db "--db, a 10-byte dump" 02 at
 term_db "--db --no-spool" 03 rt-gzip --no-spool
 term_db "--db --stream" 04 rt-gzip --stream
+
+# Without --spool-dir the spool of a small dump is memory: a memfd, never
+# a file on a disk.
+chom-restore --from "$U" --host rt-gzip -i "$KEY" --db --db-cmd "sleep 3.07" >/dev/null 2>&1 &
+mpid=$!
+for _ in $(seq 1 100); do
+	running "sleep 3\.07" && break
+	sleep 0.05
+done
+like "$(ls -l "/proc/$mpid/fd" 2>/dev/null)" 'memfd:chom-restore-spool' \
+	"the default spool of a small dump is memory (a memfd)"
+kill -TERM "$mpid" 2>/dev/null
+wait "$mpid"
+is "$?" 143 "the memory spool, TERM: exit 143"
+reap "sleep 3\.07"
 term_db "--db --no-spool, a 10-byte dump" 05 at --no-spool
 
 # --files: a part of 120 MB, stopped (SIGSTOP) as soon as its
