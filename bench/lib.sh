@@ -188,3 +188,23 @@ PY
 	trap - EXIT
 	printf 'bench: generated in %s s\n' "$(us2s $((${t1/./} - ${t0/./})))"
 }
+
+# mbs BYTES MICROSECONDS: throughput in MB/s (10^6 bytes).
+mbs() { awk -v b="$1" -v u="$2" 'BEGIN { printf "%.1f", b / u }'; }
+# mib KIB: MiB with 1 decimal.
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+# mb BYTES: MB (10^6) with 1 decimal.
+mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; }
+# met COND: "met" or "NOT met", COND an awk expression.
+met() { awk "BEGIN { print ($1) ? \"met\" : \"NOT met\" }"; }
+# maxrss FILE: the "Maximum resident set size" in KiB from /usr/bin/time -v.
+maxrss() {
+	local k
+	k=$(awk -F': *' '/Maximum resident set size/ { print $2 }' "$1")
+	[[ $k =~ ^[0-9]+$ ]] || die "no peak RSS in $1"
+	echo "$k"
+}
+# cpums FILE: user + system CPU time in ms from /usr/bin/time -v.
+cpums() {
+	awk -F': *' '/User time|System time/ { t += $2 } END { printf "%d\n", t * 1000 }' "$1"
+}

@@ -30,25 +30,6 @@ export RESTIC_PASSWORD=chom-bench
 MIN_AGE=1.0 # chom-restore's throughput against age -d | gzip -d (zstd -d)
 
 . "$(dirname "$0")/lib.sh"
-# mbs BYTES MICROSECONDS: throughput in MB/s (10^6 bytes).
-mbs() { awk -v b="$1" -v u="$2" 'BEGIN { printf "%.1f", b / u }'; }
-# mib KIB: MiB with 1 decimal.
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
-# mb BYTES: MB (10^6) with 1 decimal.
-mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; }
-# met COND: "met" or "NOT met", COND an awk expression.
-met() { awk "BEGIN { print ($1) ? \"met\" : \"NOT met\" }"; }
-# maxrss FILE: the "Maximum resident set size" in KiB from /usr/bin/time -v.
-maxrss() {
-	local k
-	k=$(awk -F': *' '/Maximum resident set size/ { print $2 }' "$1")
-	[[ $k =~ ^[0-9]+$ ]] || die "no peak RSS in $1"
-	echo "$k"
-}
-# cpums FILE: user + system CPU time in ms from /usr/bin/time -v.
-cpums() {
-	awk -F': *' '/User time|System time/ { t += $2 } END { printf "%d\n", t * 1000 }' "$1"
-}
 
 [ $# -eq 1 ] || { echo "usage: bench/restore.sh TOPDIR" >&2; exit 2; }
 top=$(cd "$1" && pwd) || exit 2

@@ -10,30 +10,7 @@
 . "$(dirname "$0")/../lib/harness.sh"
 . "$(dirname "$0")/../lib/servers.sh"
 
-# usage_err DESC [ERE]: the last run was a usage error of the documented
-# form, its message matching ERE when given.
-usage_err() {
-	exits 2 "$1: exit 2"
-	like "$(printf '%s\n' "$ERR" | tail -n 1)" "^Try 'chom-backup --help'\.$" "$1: Try line"
-	like "$(printf '%s\n' "$ERR" | head -n 1)" '^chom-backup: ' "$1: message prefixed"
-	is "$(printf '%s\n' "$ERR" | wc -l)" 2 "$1: one line and the Try line"
-	is "$OUT" "" "$1: nothing on stdout"
-	[ -n "${2:-}" ] && like "$(printf '%s\n' "$ERR" | head -n 1)" "$2" "$1: says why"
-	return 0
-}
-# mf FILE PYEXPR: PYEXPR evaluated with m = the JSON of FILE; strings
-# printed as is, other values as JSON.
-mf() {
-	python3 -c '
-import json, sys
-m = json.load(open(sys.argv[1]))
-try:
-    v = eval(sys.argv[2])
-except Exception as e:
-    print("?%s" % e); sys.exit(0)
-print(v if isinstance(v, str) else json.dumps(v))
-' "$1" "$2"
-}
+TOOL=chom-backup
 # names DIR: the names in DIR, sorted, on one line, dot files included.
 names() { find "$1" -mindepth 1 -maxdepth 1 -printf '%f\n' 2>/dev/null | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//'; }
 # no_point_left DESC STORE HOST: HOST holds no point directory and the

@@ -8,17 +8,7 @@
 . "$(dirname "$0")/../lib/harness.sh"
 . "$(dirname "$0")/../lib/servers.sh"
 
-# usage_err DESC [ERE]: the last run was a usage error of the documented
-# form, its message matching ERE when given.
-usage_err() {
-	exits 2 "$1: exit 2"
-	like "$(printf '%s\n' "$ERR" | tail -n 1)" "^Try 'chom-health --help'\.$" "$1: Try line"
-	like "$(printf '%s\n' "$ERR" | head -n 1)" '^chom-health: ' "$1: message prefixed"
-	is "$(printf '%s\n' "$ERR" | wc -l)" 2 "$1: one line and the Try line"
-	is "$OUT" "" "$1: nothing on stdout"
-	[ -n "${2:-}" ] && like "$(printf '%s\n' "$ERR" | head -n 1)" "$2" "$1: says why"
-	return 0
-}
+TOOL=chom-health
 # jf KEY [N]: field KEY of the Nth (default 1st) JSON line of $OUT, booleans
 # and null spelt as in JSON; "?" when there is no such line or field.
 jf() {

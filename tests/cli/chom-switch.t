@@ -32,14 +32,7 @@ cur() { readlink "$1/current"; }
 hist_n() { if [ -f "$1/.chom/history" ]; then wc -l <"$1/.chom/history"; else echo 0; fi; }
 # hist BASE [N]: the action, from and to of the Nth last history line.
 hist() { tail -n "${2:-1}" "$1/.chom/history" | head -n 1 | cut -f2-4 | tr '\t' ' '; }
-# usage_err DESC: the last run was a usage error of the documented form.
-usage_err() {
-	exits 2 "$1: exit 2"
-	like "$(printf '%s\n' "$ERR" | tail -n 1)" "^Try 'chom-switch --help'\.$" "$1: Try line"
-	like "$(printf '%s\n' "$ERR" | head -n 1)" '^chom-switch: ' "$1: message prefixed"
-	is "$(printf '%s\n' "$ERR" | wc -l)" 2 "$1: one line and the Try line"
-	is "$OUT" "" "$1: nothing on stdout"
-}
+TOOL=chom-switch
 # json_ok: every line of $OUT is a JSON object.
 json_ok() {
 	printf '%s\n' "$OUT" | python3 -c '
