@@ -499,12 +499,8 @@ config_key(void *ctx, const char *section, const char *key, const char *value,
 
 	if (!v)
 		return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
-	if (!strcmp(section, "global")) {
-		if (!strcmp(key, "base"))
-			return 0;
-		return chom_err_set(e, CHOM_EXIT_USAGE,
-				    "unknown key '%s' in [global]", key);
-	}
+	if (!strcmp(section, "global"))
+		return 0; /* base: the deploy tools' */
 	if (!strcmp(key, "to") && o->nto < MAX_LIST)
 		o->to[o->nto++] = v;
 	else if (!strcmp(key, "recipient") && o->nrecipients < MAX_LIST)

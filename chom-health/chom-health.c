@@ -406,12 +406,8 @@ config_key(void *ctx, const char *section, const char *key, const char *value,
 	double d;
 	long long n;
 
-	if (!strcmp(section, "global")) {
-		if (!strcmp(key, "base"))
-			return 0; /* the deploy tools' */
-		return chom_err_set(e, CHOM_EXIT_USAGE,
-				    "unknown key '%s' in [global]", key);
-	}
+	if (!strcmp(section, "global"))
+		return 0; /* base: the deploy tools' */
 	if (!strcmp(key, "timeout") || !strcmp(key, "interval")) {
 		if (chom_parse_duration(value, &d) < 0 || d <= 0)
 			return chom_err_set(e, CHOM_EXIT_USAGE,

@@ -81,12 +81,8 @@ config_key(void *ctx, const char *section, const char *key, const char *value,
 	long long n;
 	bool b;
 
-	if (!strcmp(section, "global")) {
-		if (!strcmp(key, "base"))
-			return (o->base = chom_config_keep(value)) ? 0 : -1;
-		return chom_err_set(e, CHOM_EXIT_USAGE,
-				    "unknown key '%s' in [global]", key);
-	}
+	if (!strcmp(section, "global")) /* base */
+		return (o->base = chom_config_keep(value)) ? 0 : -1;
 	if (!strcmp(key, "link")) {
 		const char *link = chom_config_keep(value);
 

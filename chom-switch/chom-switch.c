@@ -63,12 +63,8 @@ config_key(void *ctx, const char *section, const char *key, const char *value,
 	struct opts *o = ctx;
 	const char *copy;
 
-	if (!strcmp(section, "global")) {
-		if (!strcmp(key, "base"))
-			return (o->base = chom_config_keep(value)) ? 0 : -1;
-		return chom_err_set(e, CHOM_EXIT_USAGE,
-				    "unknown key '%s' in [global]", key);
-	}
+	if (!strcmp(section, "global")) /* base */
+		return (o->base = chom_config_keep(value)) ? 0 : -1;
 	if (!strcmp(key, "keep")) {
 		if (chom_parse_ll(value, 0, 1000000, &o->keep) < 0)
 			return chom_err_set(e, CHOM_EXIT_USAGE,

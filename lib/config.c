@@ -42,7 +42,11 @@ handler(void *user, const char *section, const char *name, const char *value)
 		return 1;
 	if (strcmp(section, "global") && strcmp(section, ld->section))
 		return 1;
-	if (ld->fn(ld->ctx, section, name, value, ld->e) < 0) {
+	/* [global] is shared: its keys are known here, for every tool. */
+	if ((!strcmp(section, "global") && strcmp(name, "base") &&
+	     chom_err_set(ld->e, CHOM_EXIT_USAGE,
+			  "unknown key '%s' in [global]", name)) ||
+	    ld->fn(ld->ctx, section, name, value, ld->e) < 0) {
 		ld->failed_at = ld->lines;
 		return 0;
 	}
