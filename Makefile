@@ -30,7 +30,7 @@ CFLAGS  ?= -O2 -g
 WARN     = -Wall -Wextra -Wshadow -Wformat=2 -Wstrict-prototypes \
            -Wmissing-prototypes -Wno-unused-parameter
 XCFLAGS  = -std=c11 -D_GNU_SOURCE -DCHOM_VERSION='"$(VERSION)"' -Ilib $(WARN)
-PKGS     = libarchive libcrypto jansson inih libcurl zlib libzstd
+PKGS     = libarchive libcrypto jansson inih libcurl zlib libzstd expat
 LDLIBS   = $(shell pkg-config --libs $(PKGS)) -lm
 SAN      = -fsanitize=address,undefined -fno-omit-frame-pointer \
            -fno-sanitize-recover=undefined

@@ -69,7 +69,7 @@ json.dump(m, open(path, "w"))
 # gone PATTERN: true once no process matches PATTERN (within 3 s).
 gone() {
 	for _ in $(seq 1 30); do
-		pgrep -f "$1" >/dev/null || return 0
+		pgrep -f "^$1$" >/dev/null || return 0
 		sleep 0.1
 	done
 	return 1
@@ -77,11 +77,12 @@ gone() {
 # reap PATTERN: ends the processes of PATTERN a case left behind, by pid.
 reap() {
 	local p
-	for p in $(pgrep -f "$1"); do kill -KILL "$p" 2>/dev/null; done
+	for p in $(pgrep -f "^$1$"); do kill -KILL "$p" 2>/dev/null; done
 	return 0
 }
-# running PATTERN: a process matches PATTERN.
-running() { pgrep -f "$1" >/dev/null; }
+# running PATTERN: a process whose whole command line is PATTERN (the
+# command itself, not the chom-restore or sh whose arguments name it).
+running() { pgrep -f "^$1$" >/dev/null; }
 # extracting DIR: DIR holds a .chom-restore-* directory.
 extracting() { compgen -G "$1/.chom-restore-*" >/dev/null; }
 num_ok() {
