@@ -29,10 +29,10 @@ struct opts {
 	const char *recipients[MAX_LIST], *recipient_files[MAX_LIST];
 	size_t nto, nfiles, nconfig, nrecipients, nrecipient_files;
 	const char *host, *label, *db_cmd, *db_defaults, *passphrase_file;
-	const char *keygen, *metrics_dir, *config_file;
+	const char *keygen, *metrics_dir, *config_file, *storage_class;
 	bool db, sysinfo, all, no_encrypt, prune, json;
 	enum chom_compress compress;
-	long long level, threads;
+	long long level, threads, s3_parallel;
 	struct chom_retention keep;
 };
 
@@ -46,7 +46,8 @@ usage(void)
 	    "       chom-backup --keygen FILE\n"
 	    "Back up the database, files, configuration and system facts, "
 	    "compressed and\nencrypted, to every --to target in one pass.\n\n"
-	    "  --to URL              file:///PATH (repeatable)\n"
+	    "  --to URL              file:///PATH or s3://BUCKET/PREFIX "
+	    "(repeatable)\n"
 	    "  --host NAME           the HOST folder (default: the short host "
 	    "name)\n"
 	    "  --db                  dump the database with --db-cmd\n"
@@ -71,6 +72,8 @@ usage(void)
 	    "--keep-within,\n"
 	    "                        --keep-daily, --keep-weekly, "
 	    "--keep-monthly\n"
+	    "  --s3-parallel N       S3 parts in flight (default 4)\n"
+	    "  --storage-class CLASS S3 storage class of the parts\n"
 	    "  --json, -q, -v, -c FILE, --help, --version\n\n"
 	    "Prints the point id. Exit status: 0 done, 1 failed (no point "
 	    "left), 2 usage,\n3 busy. See chom-backup(1).\n",
@@ -102,6 +105,8 @@ enum {
 	OPT_KWEEKLY,
 	OPT_KMONTHLY,
 	OPT_JSON,
+	OPT_S3PAR,
+	OPT_SCLASS,
 	OPT_HELP,
 	OPT_VERSION
 };
@@ -134,6 +139,8 @@ static const struct option longopts[] = {
 	{ "keep-monthly", required_argument, NULL, OPT_KMONTHLY },
 	{ "config-file", required_argument, NULL, 'c' },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "s3-parallel", required_argument, NULL, OPT_S3PAR },
+	{ "storage-class", required_argument, NULL, OPT_SCLASS },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -477,6 +484,22 @@ parse(int argc, char **argv, struct opts *o)
 			break;
 		case 'c': o->config_file = optarg; break;
 		case OPT_JSON: o->json = true; break;
+		case OPT_S3PAR:
+			if (chom_parse_ll(optarg, 1, 64, &o->s3_parallel) < 0)
+				return chom_usage_error(
+				    "--s3-parallel: 1-64 parts in flight: %s",
+				    chom_quote(optarg));
+			break;
+		case OPT_SCLASS:
+			if (!*optarg ||
+			    strspn(optarg, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_") !=
+				strlen(optarg))
+				return chom_usage_error(
+				    "--storage-class: an S3 class such as "
+				    "STANDARD_IA, not %s",
+				    chom_quote(optarg));
+			o->storage_class = optarg;
+			break;
 		case 'q': chom_cli_set_verbosity(CHOM_QUIET); break;
 		case 'v': chom_cli_set_verbosity(CHOM_VERBOSE); break;
 		case OPT_HELP: usage(); return -1;
@@ -633,9 +656,18 @@ main(int argc, char **argv)
 		return chom_usage_error("at most 8 --to targets");
 	if (o.prune && chom_retention_empty(&o.keep))
 		return chom_usage_error("--prune needs a --keep-* rule");
+	stop = chom_cli_catch_signals();
 	for (i = 0; i < o.nto; i++)
-		if (chom_store_open(o.to[i], &stores[i], &e) < 0) {
-			rc = chom_usage_error("%s", e.msg);
+		if (chom_store_open_opts(
+			o.to[i],
+			&(struct chom_store_opts){
+			    .s3_parallel = (int)o.s3_parallel,
+			    .s3_storage_class = o.storage_class,
+			    .stop = stop },
+			&stores[i], &e) < 0) {
+			rc = e.code == CHOM_EXIT_USAGE
+				 ? chom_usage_error("%s", e.msg)
+				 : chom_report(&e);
 			goto out;
 		}
 	if (o.db || o.nfiles || o.nconfig || o.sysinfo) {
@@ -669,7 +701,6 @@ main(int argc, char **argv)
 					goto usage;
 			}
 		}
-		stop = chom_cli_catch_signals();
 		rc = chom_backup_run(
 		    &(struct chom_backup_opts){
 			.stores = stores,

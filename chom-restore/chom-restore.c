@@ -46,7 +46,8 @@ usage(void)
 	    "       chom-restore --sysinfo [POINT]\n"
 	    "List, verify and restore the backup points chom-backup made. "
 	    "POINT is an id\n(YYYYMMDDTHHMMSSZ) or latest (the default).\n\n"
-	    "  --from URL            the target: file:///PATH\n"
+	    "  --from URL            the target: file:///PATH or "
+	    "s3://BUCKET/PREFIX\n"
 	    "  --host NAME           the HOST folder (default: the short host "
 	    "name)\n"
 	    "  --at TIME             the newest point at or before TIME (UTC: "
@@ -721,8 +722,12 @@ main(int argc, char **argv)
 	if (o.all && o.action != A_LIST)
 		return chom_usage_error("--all goes with --list");
 
-	if (chom_store_open(o.from, &store, &e) < 0) {
-		rc = chom_usage_error("%s", e.msg);
+	if (chom_store_open_opts(
+		o.from,
+		&(struct chom_store_opts){ .stop = chom_cli_catch_signals() },
+		&store, &e) < 0) {
+		rc = e.code == CHOM_EXIT_USAGE ? chom_usage_error("%s", e.msg)
+					       : chom_report(&e);
 		goto out;
 	}
 	if (o.action == A_LIST) {

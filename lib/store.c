@@ -12,6 +12,8 @@
 
 #include "exitcode.h"
 #include "fsutil.h"
+#include "s3.h"
+#include "sha256.h"
 #include "store.h"
 
 struct store_ops {
@@ -42,6 +44,12 @@ struct chom_store {
 	char root[PATH_MAX];
 	char point_dir[PATH_MAX]; /* the point begun, until committed */
 	int lock_fd;
+	/* s3:// */
+	struct chom_s3 *s3;
+	char prefix[512];    /* PREFIX/ or "" */
+	char point_key[768]; /* PREFIX/HOST/POINT/ begun, or "" */
+	char **written;      /* keys of its parts closed so far */
+	size_t nwritten;
 };
 
 void
@@ -431,29 +439,50 @@ static const struct store_ops file_ops = {
 	file_list, file_remove, file_read, file_hosts,  file_free,
 };
 
+static int s3_open(struct chom_store *s, const char *url,
+		   const struct chom_store_opts *o, struct chom_err *e);
+
 int
-chom_store_open(const char *url, struct chom_store **out, struct chom_err *e)
+chom_store_open_opts(const char *url, const struct chom_store_opts *o,
+		     struct chom_store **out, struct chom_err *e)
 {
 	struct chom_store *s;
 
 	*out = NULL;
-	if (strncmp(url, "file://", 7) || url[7] != '/')
+	if (strncmp(url, "s3://", 5) &&
+	    (strncmp(url, "file://", 7) || url[7] != '/'))
 		return chom_err_set(e, CHOM_EXIT_USAGE,
-				    "target '%s': want file:///PATH (s3:// "
-				    "is not supported yet)",
+				    "target '%s': want file:///PATH or "
+				    "s3://BUCKET/PREFIX",
 				    url);
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
-	s->ops = &file_ops;
 	s->lock_fd = -1;
-	if (chom_path(s->url, sizeof(s->url), e, "%s", url) < 0 ||
-	    chom_path(s->root, sizeof(s->root), e, "%s", url + 7) < 0) {
+	if (chom_path(s->url, sizeof(s->url), e, "%s", url) < 0) {
 		free(s);
 		return -1;
 	}
+	if (!strncmp(url, "s3://", 5)) {
+		if (s3_open(s, url, o, e) < 0) {
+			free(s);
+			return -1;
+		}
+	} else {
+		s->ops = &file_ops;
+		if (chom_path(s->root, sizeof(s->root), e, "%s", url + 7) < 0) {
+			free(s);
+			return -1;
+		}
+	}
 	*out = s;
 	return 0;
+}
+
+int
+chom_store_open(const char *url, struct chom_store **out, struct chom_err *e)
+{
+	return chom_store_open_opts(url, NULL, out, e);
 }
 
 void
@@ -590,4 +619,347 @@ chom_store_hosts_free(char **v, size_t n)
 	for (i = 0; i < n; i++)
 		free(v[i]);
 	free(v);
+}
+
+/* s3:// */
+
+/* One run per HOST of a target on this machine: S3 itself has no lock. */
+static int
+s3_lock(struct chom_store *s, const char *host, struct chom_err *e)
+{
+	char id[CHOM_SHA256_HEXLEN + 1], path[PATH_MAX], what[PATH_MAX + 300];
+	const char *dir = getenv("CHOM_LOCK_DIR");
+	struct chom_sha256 *h;
+
+	if (s->lock_fd >= 0)
+		return 0;
+	if (!(h = chom_sha256_new()))
+		return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+	snprintf(what, sizeof(what), "%s\n%s", s->url, host);
+	chom_sha256_update(h, what, strlen(what));
+	chom_sha256_final_hex(h, id);
+	chom_sha256_free(h);
+	if (!dir || !*dir)
+		dir = access("/run/lock", W_OK) == 0 ? "/run/lock" : "/tmp";
+	if (chom_path(path, sizeof(path), e, "%s/chom-s3-%.24s.lock", dir, id) <
+	    0)
+		return -1;
+	s->lock_fd =
+	    open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (s->lock_fd < 0)
+		return chom_err_sys(e, CHOM_EXIT_FAIL, "open %s", path);
+	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		int busy = errno == EWOULDBLOCK;
+
+		close(s->lock_fd);
+		s->lock_fd = -1;
+		if (busy)
+			return chom_err_set(e, CHOM_EXIT_BUSY,
+					    "another backup of %s to %s is "
+					    "running (%s is locked)",
+					    host, s->url, path);
+		return chom_err_sys(e, CHOM_EXIT_FAIL, "flock %s", path);
+	}
+	return 0;
+}
+
+static int
+s3_begin(struct chom_store *s, const char *host, const char *point,
+	 struct chom_err *e)
+{
+	struct chom_s3_listing l;
+	int exists;
+
+	if ((size_t)snprintf(s->point_key, sizeof(s->point_key), "%s%s/%s/",
+			     s->prefix, host, point) >= sizeof(s->point_key))
+		return chom_err_set(e, CHOM_EXIT_USAGE, "s3: prefix too long");
+	if (chom_s3_list(s->s3, s->point_key, "/", &l, e) < 0) {
+		s->point_key[0] = '\0';
+		return -1;
+	}
+	exists = l.nobjects > 0;
+	chom_s3xml_listing_free(&l);
+	if (exists) {
+		chom_err_set(e, CHOM_EXIT_FAIL, "%s: point %s/%s exists",
+			     s->url, host, point);
+		s->point_key[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+/* A part's upload; its key remembered once complete, for an abort. */
+struct s3_part {
+	struct chom_sink s;
+	struct chom_sink *up;
+	struct chom_store *st;
+	char key[1024];
+};
+
+static int
+s3p_write(struct chom_sink *sk, const void *buf, size_t len, struct chom_err *e)
+{
+	return chom_sink_write(((struct s3_part *)sk)->up, buf, len, e);
+}
+
+static int
+s3p_close(struct chom_sink *sk, struct chom_err *e)
+{
+	struct s3_part *p = (struct s3_part *)sk;
+	struct chom_store *st = p->st;
+	char **v, *k;
+
+	if (chom_sink_close(p->up, e) < 0)
+		return -1;
+	v = realloc(st->written, (st->nwritten + 1) * sizeof(*v));
+	k = strdup(p->key);
+	if (v)
+		st->written = v;
+	if (!v || !k) {
+		free(k);
+		return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+	}
+	st->written[st->nwritten++] = k;
+	return 0;
+}
+
+static void
+s3p_free(struct chom_sink *sk)
+{
+	struct s3_part *p = (struct s3_part *)sk;
+
+	chom_sink_free(p->up);
+	free(p);
+}
+
+static struct chom_sink *
+s3_part(struct chom_store *s, const char *name, struct chom_err *e)
+{
+	struct s3_part *p = calloc(1, sizeof(*p));
+
+	if (!p) {
+		chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+		return NULL;
+	}
+	p->s = (struct chom_sink){ s3p_write, s3p_close, s3p_free };
+	p->st = s;
+	snprintf(p->key, sizeof(p->key), "%s%s", s->point_key, name);
+	if (!(p->up = chom_s3_upload_new(s->s3, p->key, e))) {
+		free(p);
+		return NULL;
+	}
+	return &p->s;
+}
+
+static void
+forget_written(struct chom_store *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nwritten; i++)
+		free(s->written[i]);
+	free(s->written);
+	s->written = NULL;
+	s->nwritten = 0;
+}
+
+static int
+s3_commit(struct chom_store *s, const char *manifest, struct chom_err *e)
+{
+	char key[1024];
+
+	snprintf(key, sizeof(key), "%smanifest.json", s->point_key);
+	if (chom_s3_put(s->s3, key, manifest, strlen(manifest), e) < 0)
+		return -1;
+	s->point_key[0] = '\0';
+	forget_written(s);
+	return 0;
+}
+
+static void
+s3_abort(struct chom_store *s)
+{
+	struct chom_err ignore;
+
+	if (s->nwritten)
+		chom_s3_delete(s->s3, (const char *const *)s->written,
+			       s->nwritten, &ignore);
+	forget_written(s);
+	s->point_key[0] = '\0';
+}
+
+static int
+s3_list(struct chom_store *s, const char *host, struct chom_point **out,
+	size_t *n, struct chom_err *e)
+{
+	char prefix[768];
+	struct chom_s3_listing l;
+	struct chom_point *v = NULL;
+	size_t len = 0, i, j;
+
+	*out = NULL;
+	*n = 0;
+	snprintf(prefix, sizeof(prefix), "%s%s/", s->prefix, host);
+	if (chom_s3_list(s->s3, prefix, NULL, &l, e) < 0)
+		return -1;
+	for (i = 0; i < l.nobjects; i++) {
+		const char *rest = l.objects[i].key + strlen(prefix);
+		char id[CHOM_POINT_LEN + 1];
+		struct chom_point p = { 0 };
+
+		if (strlen(rest) <= CHOM_POINT_LEN ||
+		    rest[CHOM_POINT_LEN] != '/')
+			continue;
+		memcpy(id, rest, CHOM_POINT_LEN);
+		id[CHOM_POINT_LEN] = '\0';
+		if (chom_point_time(id, &p.when) < 0)
+			continue;
+		for (j = 0; j < len && strcmp(v[j].id, id); j++)
+			;
+		if (j == len) {
+			struct chom_point *nv =
+			    realloc(v, (len + 1) * sizeof(*v));
+
+			if (!nv) {
+				free(v);
+				chom_s3xml_listing_free(&l);
+				return chom_err_set(e, CHOM_EXIT_FAIL,
+						    "out of memory");
+			}
+			v = nv;
+			strcpy(p.id, id);
+			v[len++] = p;
+		}
+		if (!strcmp(rest + CHOM_POINT_LEN + 1, "manifest.json"))
+			v[j].complete = true;
+	}
+	chom_s3xml_listing_free(&l);
+	if (len)
+		qsort(v, len, sizeof(*v), newest_first);
+	*out = v;
+	*n = len;
+	return 0;
+}
+
+static int
+s3_remove(struct chom_store *s, const char *host, const char *point,
+	  struct chom_err *e)
+{
+	char prefix[768], mf[800];
+	const char *one[1] = { mf };
+	struct chom_s3_listing l;
+	const char **keys;
+	size_t i;
+	int rc;
+
+	snprintf(prefix, sizeof(prefix), "%s%s/%s/", s->prefix, host, point);
+	snprintf(mf, sizeof(mf), "%smanifest.json", prefix);
+	/* The manifest first: from then on the point does not exist. */
+	if (chom_s3_delete(s->s3, one, 1, e) < 0 ||
+	    chom_s3_list(s->s3, prefix, NULL, &l, e) < 0)
+		return -1;
+	if (!(keys = calloc(l.nobjects + 1, sizeof(*keys)))) {
+		chom_s3xml_listing_free(&l);
+		return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+	}
+	for (i = 0; i < l.nobjects; i++)
+		keys[i] = l.objects[i].key;
+	rc = l.nobjects ? chom_s3_delete(s->s3, keys, l.nobjects, e) : 0;
+	free(keys);
+	chom_s3xml_listing_free(&l);
+	return rc;
+}
+
+static int
+s3_read(struct chom_store *s, const char *host, const char *point,
+	const char *name, struct chom_sink *out, volatile sig_atomic_t *stop,
+	struct chom_err *e)
+{
+	char key[1024];
+	bool missing;
+
+	(void)stop; /* the client's own, given at open */
+	snprintf(key, sizeof(key), "%s%s/%s/%s", s->prefix, host, point, name);
+	if (chom_s3_get(s->s3, key, out, &missing, e) < 0)
+		return missing ? chom_err_set(e, CHOM_EXIT_FAIL,
+					      "%s/%s/%s: missing from %s", host,
+					      point, name, s->url)
+			       : -1;
+	return 0;
+}
+
+static int
+s3_hosts(struct chom_store *s, char ***out, size_t *n, struct chom_err *e)
+{
+	struct chom_s3_listing l;
+	char **v;
+	size_t i, len = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (chom_s3_list(s->s3, s->prefix, "/", &l, e) < 0)
+		return -1;
+	if (!(v = calloc(l.nprefixes + 1, sizeof(*v)))) {
+		chom_s3xml_listing_free(&l);
+		return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+	}
+	for (i = 0; i < l.nprefixes; i++) {
+		char *h = l.prefixes[i] + strlen(s->prefix);
+
+		h[strcspn(h, "/")] = '\0';
+		if (*h && !(v[len++] = strdup(h))) {
+			chom_store_hosts_free(v, len - 1);
+			chom_s3xml_listing_free(&l);
+			return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+		}
+	}
+	chom_s3xml_listing_free(&l);
+	*out = v;
+	*n = len;
+	return 0;
+}
+
+static void
+s3_free(struct chom_store *s)
+{
+	forget_written(s);
+	chom_s3_free(s->s3);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
+}
+
+static const struct store_ops s3_ops = {
+	s3_lock, s3_begin,  s3_part, s3_commit, s3_abort,
+	s3_list, s3_remove, s3_read, s3_hosts,  s3_free,
+};
+
+static int
+s3_open(struct chom_store *s, const char *url, const struct chom_store_opts *o,
+	struct chom_err *e)
+{
+	const char *b = url + 5, *slash = strchr(b, '/');
+	char bucket[256];
+	size_t blen = slash ? (size_t)(slash - b) : strlen(b);
+	const char *prefix = slash ? slash + 1 : "";
+	size_t plen = strlen(prefix);
+
+	while (plen && prefix[plen - 1] == '/')
+		plen--;
+	if (!blen || blen >= sizeof(bucket) || plen + 2 > sizeof(s->prefix))
+		return chom_err_set(e, CHOM_EXIT_USAGE,
+				    "target '%s': want s3://BUCKET/PREFIX",
+				    url);
+	memcpy(bucket, b, blen);
+	bucket[blen] = '\0';
+	snprintf(s->prefix, sizeof(s->prefix), "%.*s%s", (int)plen, prefix,
+		 plen ? "/" : "");
+	s->ops = &s3_ops;
+	return chom_s3_new(
+	    &(struct chom_s3_opts){ .bucket = bucket,
+				    .path_style = -1,
+				    .parallel = o ? o->s3_parallel : 0,
+				    .storage_class =
+					o ? o->s3_storage_class : NULL,
+				    .stop = o ? o->stop : NULL },
+	    &s->s3, e);
 }

@@ -24,9 +24,18 @@ struct chom_point {
 	bool complete; /* has its manifest */
 };
 
-/* Code 2 for a URL no backend takes. */
+struct chom_store_opts {
+	int s3_parallel;              /* parts in flight (0: the default) */
+	const char *s3_storage_class; /* NULL: the bucket's default */
+	volatile sig_atomic_t *stop;
+};
+
+/* file:///PATH or s3://BUCKET[/PREFIX]; code 2 for a URL no backend
+ * takes, or an S3 target without credentials. */
 int chom_store_open(const char *url, struct chom_store **out,
 		    struct chom_err *e);
+int chom_store_open_opts(const char *url, const struct chom_store_opts *o,
+			 struct chom_store **out, struct chom_err *e);
 void chom_store_free(struct chom_store *s);
 const char *chom_store_url(const struct chom_store *s);
 

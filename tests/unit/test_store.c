@@ -117,9 +117,9 @@ static void
 test_open_refuses_other_schemes(void **state)
 {
 	static const char *const bad[] = {
-		"s3://bucket/prefix", "file://relative/path", "file:/x",
-		"/plain/path",        "http://example.com/",  "",
-		"FILE:///upper",
+		"s3://",         "file://relative/path", "file:/x",
+		"/plain/path",   "http://example.com/",  "",
+		"FILE:///upper", "s3:///prefix",
 	};
 	size_t i;
 
@@ -133,6 +133,35 @@ test_open_refuses_other_schemes(void **state)
 		assert_true(strlen(e.msg) > 0);
 		assert_null(s);
 	}
+}
+
+/* An S3 target without credentials: a usage error that says so. */
+static void
+test_open_s3_needs_credentials(void **state)
+{
+	char home[128];
+	struct chom_store *s = NULL;
+	struct chom_err e = { 0 };
+	struct fixture *fx = *state;
+
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	unsetenv("AWS_PROFILE");
+	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+	snprintf(home, sizeof(home), "%s", fx->dir);
+	setenv("HOME", home, 1);
+	assert_int_equal(chom_store_open("s3://bucket/chom", &s, &e), -1);
+	assert_int_equal(e.code, CHOM_EXIT_USAGE);
+	assert_non_null(strstr(e.msg, "no credentials"));
+	assert_null(s);
+	/* With them, it opens: nothing is asked of the server yet. */
+	setenv("AWS_ACCESS_KEY_ID", "AKIDTEST", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "secret", 1);
+	assert_int_equal(chom_store_open("s3://bucket/chom/", &s, &e), 0);
+	assert_string_equal(chom_store_url(s), "s3://bucket/chom/");
+	chom_store_free(s);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
 }
 
 static void
@@ -583,6 +612,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_open_refuses_other_schemes),
+		T(test_open_s3_needs_credentials),
 		T(test_open_file_url),
 		T(test_lock_busy),
 		T(test_lock_released_by_free),
