@@ -1065,16 +1065,14 @@ up_free(struct chom_sink *sk)
 		char q[1200], enc[1100];
 		struct chom_err ignore;
 		struct rs r;
-		volatile sig_atomic_t *stop = u->s->stop;
 
 		chom_sigv4_encode(u->id, false, enc, sizeof(enc));
 		snprintf(q, sizeof(q), "uploadId=%s", enc);
-		u->s->stop = NULL; /* even when stopped by a signal */
+		chom_s3_cleaning_up(u->s);
 		request(u->s, u->s->curl,
 			&(struct rq){
 			    .method = "DELETE", .key = u->key, .query = q },
 			&r, &ignore);
-		u->s->stop = stop;
 		rs_free(&r);
 	}
 	for (i = 0; i < u->nring; i++)
@@ -1113,4 +1111,12 @@ chom_s3_upload_new(struct chom_s3 *s, const char *key, struct chom_err *e)
 	pthread_cond_init(&u->work, NULL);
 	pthread_cond_init(&u->done, NULL);
 	return &u->sink;
+}
+
+void
+chom_s3_cleaning_up(struct chom_s3 *s)
+{
+	s->stop = NULL;
+	if (s->attempts > 3)
+		s->attempts = 3;
 }

@@ -60,6 +60,13 @@ int chom_s3_delete(struct chom_s3 *s, const char *const *keys, size_t n,
 		   struct chom_err *e);
 
 /*
+ * From now on the client only cleans up after a failure: a signal no
+ * longer stops its requests, and each is tried 3 times at most, so that a
+ * dead server does not hold the exit up for minutes.
+ */
+void chom_s3_cleaning_up(struct chom_s3 *s);
+
+/*
  * A sink that uploads what it is given to key: parts of CHOM_S3_PART_MIN,
  * growing so that any stream fits in CHOM_S3_MAX_PARTS, up to parallel of
  * them in flight (memory: parallel + 1 parts), each with its SHA-256

@@ -781,6 +781,7 @@ s3_abort(struct chom_store *s)
 {
 	struct chom_err ignore;
 
+	chom_s3_cleaning_up(s->s3);
 	if (s->nwritten)
 		chom_s3_delete(s->s3, (const char *const *)s->written,
 			       s->nwritten, &ignore);
