@@ -29,6 +29,7 @@ struct chom_s3 {
 	double backoff;
 	volatile sig_atomic_t *stop;
 	CURL *curl; /* the caller's thread */
+	bool curl_global;
 };
 
 /* ---- credentials ---- */
@@ -167,6 +168,9 @@ chom_s3_new(const struct chom_s3_opts *o, struct chom_s3 **out,
 		return chom_err_set(e, CHOM_EXIT_USAGE,
 				    "s3: no host or no bucket");
 	}
+	/* Before any thread: libcurl's global state, counted. */
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	s->curl_global = true;
 	if (credentials(s, e) < 0 || !(s->curl = curl_easy_init())) {
 		if (!s->curl && !*e->msg)
 			chom_err_set(e, CHOM_EXIT_FAIL, "s3: curl init");
@@ -189,6 +193,8 @@ chom_s3_free(struct chom_s3 *s)
 	free(s->token);
 	if (s->curl)
 		curl_easy_cleanup(s->curl);
+	if (s->curl_global)
+		curl_global_cleanup();
 	free(s);
 }
 
