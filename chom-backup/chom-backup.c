@@ -599,7 +599,8 @@ main(int argc, char **argv)
 			o.metrics_dir = f.metrics_dir;
 	}
 	if (!o.nto)
-		return chom_usage_error("no target: give --to file:///PATH");
+		return chom_usage_error(
+		    "no target: give --to file:///PATH or s3://BUCKET/PREFIX");
 	if (!o.host) {
 		gethostname(hostbuf, sizeof(hostbuf) - 1);
 		hostbuf[strcspn(hostbuf, ".")] = '\0';

@@ -680,7 +680,9 @@ main(int argc, char **argv)
 		return chom_usage_error("no action: give --list, --verify, "
 					"--db, --files, --config or --sysinfo");
 	if (!o.from)
-		return chom_usage_error("no target: give --from file:///PATH");
+		return chom_usage_error(
+		    "no target: give --from file:///PATH or "
+		    "s3://BUCKET/PREFIX");
 	if (!o.host) {
 		gethostname(hostbuf, sizeof(hostbuf) - 1);
 		hostbuf[strcspn(hostbuf, ".")] = '\0';

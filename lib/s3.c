@@ -277,6 +277,20 @@ on_header(char *p, size_t size, size_t n, void *ud)
 	return len;
 }
 
+/* Ends a transfer under way when a signal has come. */
+static int
+on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut,
+	    curl_off_t un)
+{
+	const struct chom_s3 *s = ud;
+
+	(void)dt;
+	(void)dn;
+	(void)ut;
+	(void)un;
+	return s->stop && *s->stop;
+}
+
 struct body_src {
 	const char *p;
 	size_t len, at;
@@ -435,6 +449,9 @@ attempt(struct chom_s3 *s, CURL *c, const struct rq *q, const char *hash,
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
 	if (!strcmp(q->method, "PUT")) {
 		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
@@ -519,13 +536,20 @@ request(struct chom_s3 *s, CURL *c, const struct rq *q, struct rs *r,
 		if (r->status == 200 && !strcmp(q->method, "POST") && r->body &&
 		    chom_s3xml_error(r->body, r->blen, code, sizeof(code), msg,
 				     sizeof(msg))) {
-			snprintf(cerr, sizeof(cerr), "%.64s: %.180s", code, msg);
+			snprintf(cerr, sizeof(cerr), "%.64s: %.180s", code,
+				 msg);
 			continue;
 		}
 		if (r->status >= 200 && r->status < 300)
 			return 0;
-		/* Throttled, or the server's fault: again. */
+		/* Throttled, the server's fault, or its patience with a slow
+		 * body run out: again. */
 		if (r->status >= 500 || r->status == 429)
+			continue;
+		if (r->status == 400 && r->body &&
+		    chom_s3xml_error(r->body, r->blen, code, sizeof(code), msg,
+				     sizeof(msg)) &&
+		    !strcmp(code, "RequestTimeout"))
 			continue;
 		return fail_reply(s, q, r, e);
 	}
@@ -564,7 +588,7 @@ checksum(const void *p, size_t len, char b64[48])
 
 int
 chom_s3_put(struct chom_s3 *s, const char *key, const void *data, size_t len,
-	    struct chom_err *e)
+	    bool with_class, struct chom_err *e)
 {
 	char b64[48];
 	struct chom_sigv4_header h[2] = {
@@ -575,14 +599,15 @@ chom_s3_put(struct chom_s3 *s, const char *key, const void *data, size_t len,
 	int rc;
 
 	checksum(data, len, b64);
-	rc = request(s, s->curl,
-		     &(struct rq){ .method = "PUT",
-				   .key = key,
-				   .body = data,
-				   .len = len,
-				   .extra = h,
-				   .nextra = *s->storage_class ? 2 : 1 },
-		     &r, e);
+	rc = request(
+	    s, s->curl,
+	    &(struct rq){ .method = "PUT",
+			  .key = key,
+			  .body = data,
+			  .len = len,
+			  .extra = h,
+			  .nextra = with_class && *s->storage_class ? 2 : 1 },
+	    &r, e);
 	rs_free(&r);
 	return rc;
 }
@@ -1006,7 +1031,7 @@ up_close(struct chom_sink *sk, struct chom_err *e)
 	/* Smaller than a part: one PUT. */
 	if (!u->id[0]) {
 		rc = chom_s3_put(u->s, u->key, u->cur ? u->cur->buf : NULL,
-				 u->cur ? u->cur->len : 0, e);
+				 u->cur ? u->cur->len : 0, true, e);
 		if (rc < 0)
 			return up_fail(u, e);
 		u->closed = true;

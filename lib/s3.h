@@ -45,9 +45,10 @@ int chom_s3_new(const struct chom_s3_opts *o, struct chom_s3 **out,
 		struct chom_err *e);
 void chom_s3_free(struct chom_s3 *s);
 
-/* One object, whole (a manifest). */
+/* One object, whole; in the storage class given at creation when
+ * with_class (a manifest is not: it must stay readable at once). */
 int chom_s3_put(struct chom_s3 *s, const char *key, const void *data,
-		size_t len, struct chom_err *e);
+		size_t len, bool with_class, struct chom_err *e);
 /* Streams an object into out (not closed here). A missing one: code 1,
  * and *missing set when not NULL. */
 int chom_s3_get(struct chom_s3 *s, const char *key, struct chom_sink *out,

@@ -46,6 +46,7 @@ struct chom_store {
 	int lock_fd;
 	/* s3:// */
 	struct chom_s3 *s3;
+	char bucket[256];
 	char prefix[512];    /* PREFIX/ or "" */
 	char point_key[768]; /* PREFIX/HOST/POINT/ begun, or "" */
 	char **written;      /* keys of its parts closed so far */
@@ -635,7 +636,9 @@ s3_lock(struct chom_store *s, const char *host, struct chom_err *e)
 		return 0;
 	if (!(h = chom_sha256_new()))
 		return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
-	snprintf(what, sizeof(what), "%s\n%s", s->url, host);
+	/* The target as written to, whatever the URL's slashes. */
+	snprintf(what, sizeof(what), "s3://%s/%s\n%s", s->bucket, s->prefix,
+		 host);
 	chom_sha256_update(h, what, strlen(what));
 	chom_sha256_final_hex(h, id);
 	chom_sha256_free(h);
@@ -769,7 +772,7 @@ s3_commit(struct chom_store *s, const char *manifest, struct chom_err *e)
 	char key[1024];
 
 	snprintf(key, sizeof(key), "%smanifest.json", s->point_key);
-	if (chom_s3_put(s->s3, key, manifest, strlen(manifest), e) < 0)
+	if (chom_s3_put(s->s3, key, manifest, strlen(manifest), false, e) < 0)
 		return -1;
 	s->point_key[0] = '\0';
 	forget_written(s);
@@ -952,6 +955,7 @@ s3_open(struct chom_store *s, const char *url, const struct chom_store_opts *o,
 				    url);
 	memcpy(bucket, b, blen);
 	bucket[blen] = '\0';
+	snprintf(s->bucket, sizeof(s->bucket), "%s", bucket);
 	snprintf(s->prefix, sizeof(s->prefix), "%.*s%s", (int)plen, prefix,
 		 plen ? "/" : "");
 	s->ops = &s3_ops;
