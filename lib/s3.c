@@ -542,6 +542,10 @@ request(struct chom_s3 *s, CURL *c, const struct rq *q, struct rs *r,
 		}
 		if (r->status >= 200 && r->status < 300)
 			return 0;
+		/* Resumed past the end: the failure came after the last
+		 * byte; the caller's size check has the last word. */
+		if (r->status == 416 && q->sink && r->got)
+			return 0;
 		/* Throttled, the server's fault, or its patience with a slow
 		 * body run out: again. */
 		if (r->status >= 500 || r->status == 429)
