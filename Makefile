@@ -81,6 +81,7 @@ bench: deps
 	bench/health.sh .
 	bench/backup.sh .
 	bench/restore.sh .
+	bench/s3.sh .
 
 lint:
 	clang-format --dry-run --Werror $(wildcard lib/*.[ch] chom-*/*.c tests/unit/*.c)
