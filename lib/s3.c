@@ -648,10 +648,14 @@ merge(struct chom_s3_listing *all, struct chom_s3_listing *page)
 	if (!p)
 		return -1;
 	all->prefixes = p;
-	memcpy(o + all->nobjects, page->objects, page->nobjects * sizeof(*o));
+	/* An empty page has NULL arrays: not even a copy of nothing. */
+	if (page->nobjects)
+		memcpy(o + all->nobjects, page->objects,
+		       page->nobjects * sizeof(*o));
 	all->nobjects += page->nobjects;
-	memcpy(p + all->nprefixes, page->prefixes,
-	       page->nprefixes * sizeof(*p));
+	if (page->nprefixes)
+		memcpy(p + all->nprefixes, page->prefixes,
+		       page->nprefixes * sizeof(*p));
 	all->nprefixes += page->nprefixes;
 	free(page->objects);
 	free(page->prefixes);
