@@ -127,7 +127,7 @@ chom_s3_new(const struct chom_s3_opts *o, struct chom_s3 **out,
 			     : env("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL");
 	const char *region =
 	    o->region ? o->region : env("AWS_REGION", "AWS_DEFAULT_REGION");
-	const char *rest;
+	const char *rest, *style;
 
 	*out = NULL;
 	if (!s)
@@ -167,6 +167,17 @@ chom_s3_new(const struct chom_s3_opts *o, struct chom_s3 **out,
 		chom_s3_free(s);
 		return chom_err_set(e, CHOM_EXIT_USAGE,
 				    "s3: no host or no bucket");
+	}
+	/* The provider's choice, where both work: path or virtual. */
+	if ((style = getenv("CHOM_S3_ADDRESSING")) && *style) {
+		if (strcmp(style, "path") && strcmp(style, "virtual")) {
+			chom_s3_free(s);
+			return chom_err_set(e, CHOM_EXIT_USAGE,
+					    "CHOM_S3_ADDRESSING=%s: path or "
+					    "virtual",
+					    style);
+		}
+		s->path_style = !strcmp(style, "path");
 	}
 	/* Before any thread: libcurl's global state, counted. */
 	curl_global_init(CURL_GLOBAL_DEFAULT);

@@ -55,8 +55,10 @@ run chom-backup --to "$U" --db --db-cmd "cat $T/small.sql"
 usage_err "no recipient without --no-encrypt" 'recipient'
 run chom-backup --to "$U" --db --db-cmd "cat $T/small.sql" --no-encrypt --compress lzma
 usage_err "bad --compress" 'compress'
-run chom-backup --to s3://bucket/prefix --db --db-cmd "cat $T/small.sql" --no-encrypt
-usage_err "s3:// target" 's3://'
+run env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u AWS_PROFILE \
+	-u AWS_SHARED_CREDENTIALS_FILE HOME="$T" \
+	chom-backup --to s3://bucket/prefix --db --db-cmd "cat $T/small.sql" --no-encrypt
+usage_err "s3:// target without credentials" 'no credentials'
 run chom-backup --to "$U" --prune
 usage_err "--prune without a --keep rule" 'keep'
 run chom-backup --to "$U" --prune --keep-last 0

@@ -585,5 +585,21 @@ if ok "s3_start again, a session token required" s3_start; then
 	is "$(($(count 'SignatureDoesNotMatch') - n0))" 1 "with the token: one signature refused, the [default] profile's"
 fi
 
+# --- virtual-hosted addressing ----------------------------------------------------
+# CHOM_S3_ADDRESSING=virtual: the bucket in the host name of the endpoint
+# (curl resolves *.localhost itself), the checker verifying the signature
+# of "Host: bkt.s3.localhost:PORT" and a path without the bucket.
+run env -u AWS_ENDPOINT_URL_S3 AWS_ENDPOINT_URL="http://s3.localhost:$S3_PORT" CHOM_S3_ADDRESSING=virtual \
+	chom-backup --to s3://bkt/vhost --host vh -r "$R" --db --db-cmd "cat '$SMALL'"
+exits 0 "CHOM_S3_ADDRESSING=virtual: the backup works"
+VP=$OUT
+run env -u AWS_ENDPOINT_URL_S3 AWS_ENDPOINT_URL="http://s3.localhost:$S3_PORT" CHOM_S3_ADDRESSING=virtual \
+	chom-restore --from s3://bkt/vhost --host vh -i "$KEY" --db --db-cmd "cmp - '$SMALL'"
+exits 0 "CHOM_S3_ADDRESSING=virtual: the restore gives the dump back (cmp)"
+is "$(s3_aws s3 ls "s3://bkt/vhost/vh/$VP/" | awk '{print $4}' | sort | tr '\n' ' ')" \
+	"db.sql.gz.age manifest.json " "virtual-hosted: the point is where path-style sees it"
+run env CHOM_S3_ADDRESSING=sideways chom-backup --to s3://bkt/vhost --host vh -r "$R" --db --db-cmd "cat '$SMALL'"
+usage_err "CHOM_S3_ADDRESSING=sideways" 'path or virtual'
+
 diag "runtime: $(($(date +%s) - T0)) s"
 done_testing
