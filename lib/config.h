@@ -12,8 +12,9 @@
 /*
  * Called for each key of [global] and of [section]; keys of other sections
  * are left to their tools. The loader refuses keys of [global] other than
- * base (the deploy directory) before they reach it. Returns 0 when the key is known and its value
- * valid, else -1 with why (the loader adds the file and line).
+ * base (the deploy directory) before they reach it. Returns 0 when the key is
+ * known and its value valid, else -1 with why (the loader adds the file and
+ * line).
  */
 typedef int (*chom_config_fn)(void *ctx, const char *section, const char *key,
 			      const char *value, struct chom_err *e);
