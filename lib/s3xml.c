@@ -89,7 +89,8 @@ walk(struct walk *w, const char *xml, size_t len, struct chom_err *e)
 	int ok;
 
 	if (!p)
-		return chom_err_set(e, CHOM_EXIT_FAIL, "s3: out of memory");
+		return e ? chom_err_set(e, CHOM_EXIT_FAIL, "s3: out of memory")
+			 : -1;
 	XML_SetUserData(p, w);
 	XML_SetElementHandler(p, on_start, on_end);
 	XML_SetCharacterDataHandler(p, on_text);
