@@ -199,18 +199,13 @@ file_part(struct chom_store *s, const char *name, struct chom_err *e)
 	return &p->s;
 }
 
+/* Takes the lock file at path for HOST, held until the store is freed. */
 static int
-file_lock(struct chom_store *s, const char *host, struct chom_err *e)
+lock_path(struct chom_store *s, const char *host, const char *path,
+	  struct chom_err *e)
 {
-	char dir[PATH_MAX], path[PATH_MAX];
-
-	if (s->lock_fd >= 0)
-		return 0; /* held already, by this run */
-	if (chom_path(dir, sizeof(dir), e, "%s/%s", s->root, host) < 0 ||
-	    chom_path(path, sizeof(path), e, "%s/.lock", dir) < 0 ||
-	    chom_mkdir_p(dir, 0700, e) < 0)
-		return -1;
-	s->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	s->lock_fd =
+	    open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (s->lock_fd < 0)
 		return chom_err_sys(e, CHOM_EXIT_FAIL, "open %s", path);
 	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
@@ -226,6 +221,20 @@ file_lock(struct chom_store *s, const char *host, struct chom_err *e)
 		return chom_err_sys(e, CHOM_EXIT_FAIL, "flock %s", path);
 	}
 	return 0;
+}
+
+static int
+file_lock(struct chom_store *s, const char *host, struct chom_err *e)
+{
+	char dir[PATH_MAX], path[PATH_MAX];
+
+	if (s->lock_fd >= 0)
+		return 0; /* held already, by this run */
+	if (chom_path(dir, sizeof(dir), e, "%s/%s", s->root, host) < 0 ||
+	    chom_path(path, sizeof(path), e, "%s/.lock", dir) < 0 ||
+	    chom_mkdir_p(dir, 0700, e) < 0)
+		return -1;
+	return lock_path(s, host, path, e);
 }
 
 static int
@@ -647,23 +656,7 @@ s3_lock(struct chom_store *s, const char *host, struct chom_err *e)
 	if (chom_path(path, sizeof(path), e, "%s/chom-s3-%.24s.lock", dir, id) <
 	    0)
 		return -1;
-	s->lock_fd =
-	    open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (s->lock_fd < 0)
-		return chom_err_sys(e, CHOM_EXIT_FAIL, "open %s", path);
-	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
-		int busy = errno == EWOULDBLOCK;
-
-		close(s->lock_fd);
-		s->lock_fd = -1;
-		if (busy)
-			return chom_err_set(e, CHOM_EXIT_BUSY,
-					    "another backup of %s to %s is "
-					    "running (%s is locked)",
-					    host, s->url, path);
-		return chom_err_sys(e, CHOM_EXIT_FAIL, "flock %s", path);
-	}
-	return 0;
+	return lock_path(s, host, path, e);
 }
 
 static int
