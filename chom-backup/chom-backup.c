@@ -549,7 +549,7 @@ int
 main(int argc, char **argv)
 {
 	volatile sig_atomic_t *stop;
-	static char hostbuf[256], dbcmd[PATH_MAX + 512], sharedbuf[PATH_MAX];
+	static char dbcmd[PATH_MAX + 512], sharedbuf[PATH_MAX];
 	static const char *const etc[] = { "/etc/nginx", "/etc/php",
 					   "/etc/chom", "/etc/mysql",
 					   "/etc/redis" };
@@ -601,14 +601,8 @@ main(int argc, char **argv)
 	if (!o.nto)
 		return chom_usage_error(
 		    "no target: give --to file:///PATH or s3://BUCKET/PREFIX");
-	if (!o.host) {
-		gethostname(hostbuf, sizeof(hostbuf) - 1);
-		hostbuf[strcspn(hostbuf, ".")] = '\0';
-		o.host = hostbuf;
-	}
-	if (!chom_release_id_valid(o.host))
-		return chom_usage_error("--host %s: want [A-Za-z0-9._-]",
-					chom_quote(o.host));
+	if (chom_cli_host(&o.host))
+		return CHOM_EXIT_USAGE;
 	if (o.all) {
 		env = getenv("CHOM_BASE");
 		snprintf(sharedbuf, sizeof(sharedbuf), "%s/shared",

@@ -640,7 +640,7 @@ static const char *const kind[] = { [A_DB] = "db",
 int
 main(int argc, char **argv)
 {
-	static char hostbuf[256], dbcmd[PATH_MAX + 64];
+	static char dbcmd[PATH_MAX + 64];
 	struct opts cfg = { 0 }, f = { 0 }, o;
 	struct chom_store *store = NULL;
 	struct chom_age_keys *keys = NULL;
@@ -683,14 +683,8 @@ main(int argc, char **argv)
 		return chom_usage_error(
 		    "no target: give --from file:///PATH or "
 		    "s3://BUCKET/PREFIX");
-	if (!o.host) {
-		gethostname(hostbuf, sizeof(hostbuf) - 1);
-		hostbuf[strcspn(hostbuf, ".")] = '\0';
-		o.host = hostbuf;
-	}
-	if (!chom_release_id_valid(o.host))
-		return chom_usage_error("--host %s: want [A-Za-z0-9._-]",
-					chom_quote(o.host));
+	if (chom_cli_host(&o.host))
+		return CHOM_EXIT_USAGE;
 	if (o.action == A_LIST && (o.point || o.at))
 		return chom_usage_error("--list takes no POINT or --at");
 	if (o.point && o.at)

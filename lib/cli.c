@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "exitcode.h"
+#include "release.h"
 
 static const char *progname = "chom";
 static int verbosity = CHOM_NORMAL;
@@ -368,4 +369,21 @@ chom_parse_bool(const char *s, bool *out)
 		}
 	}
 	return -1;
+}
+
+int
+chom_cli_host(const char **host)
+{
+	static char buf[256];
+
+	if (!*host) {
+		if (gethostname(buf, sizeof(buf) - 1) < 0)
+			buf[0] = '\0';
+		buf[strcspn(buf, ".")] = '\0';
+		*host = buf;
+	}
+	if (!chom_release_id_valid(*host))
+		return chom_usage_error("--host %s: want [A-Za-z0-9._-]",
+					chom_quote(*host));
+	return 0;
 }

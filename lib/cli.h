@@ -39,6 +39,12 @@ int chom_usage_error(const char *fmt, ...)
 int chom_usage_getopt(int c, char **argv);
 /* s escaped for a message, in a static buffer (one use per message). */
 const char *chom_quote(const char *s);
+/*
+ * The HOST of a backup target: *host as given, or this machine's short
+ * host name when NULL; a name that is not [A-Za-z0-9._-] is a usage error
+ * (printed; returns CHOM_EXIT_USAGE), else 0.
+ */
+int chom_cli_host(const char **host);
 /* "chom-NAME (chom) X.Y.Z" on stdout; returns CHOM_EXIT_OK. */
 int chom_print_version(void);
 

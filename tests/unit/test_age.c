@@ -214,34 +214,6 @@ static struct vec *vecs;
 static size_t nvecs;
 static struct vec missing = { .skip = "missing" };
 
-/* The shared folder: $CHOM_SHARED, or ../shared beside the repository. */
-static void
-find_cctv(void)
-{
-	const char *env = getenv("CHOM_SHARED");
-	char exe[PATH_MAX], probe[PATH_MAX + 32], *slash;
-	ssize_t n;
-
-	if (env && *env) {
-		snprintf(cctv_dir, sizeof(cctv_dir), "%s/testdata/age-cctv",
-			 env);
-		return;
-	}
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return;
-	exe[n] = '\0';
-	while ((slash = strrchr(exe, '/')) && slash != exe) {
-		*slash = '\0';
-		snprintf(probe, sizeof(probe), "%s/lib/age.h", exe);
-		if (access(probe, F_OK) == 0) {
-			snprintf(cctv_dir, sizeof(cctv_dir),
-				 "%s/../shared/testdata/age-cctv", exe);
-			return;
-		}
-	}
-}
-
 static int
 by_name(const struct dirent **a, const struct dirent **b)
 {
@@ -314,7 +286,7 @@ load_vectors(void)
 	struct dirent **ents;
 	int n, i;
 
-	find_cctv();
+	tu_shared_testdata("age-cctv", cctv_dir, sizeof(cctv_dir));
 	n = cctv_dir[0] ? scandir(cctv_dir, &ents, NULL, by_name) : -1;
 	if (n < 0) {
 		cctv_missing = cctv_dir[0] ? cctv_dir : "(no repository root)";

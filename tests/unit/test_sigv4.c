@@ -23,34 +23,6 @@
 static char suite_dir[PATH_MAX + 64];
 static const char *suite_missing;
 
-/* The shared folder: $CHOM_SHARED, or ../shared beside the repository. */
-static void
-find_suite(void)
-{
-	const char *env = getenv("CHOM_SHARED");
-	char exe[PATH_MAX], probe[PATH_MAX + 32], *slash;
-	ssize_t n;
-
-	if (env && *env) {
-		snprintf(suite_dir, sizeof(suite_dir), "%s/testdata/aws-sigv4",
-			 env);
-		return;
-	}
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return;
-	exe[n] = '\0';
-	while ((slash = strrchr(exe, '/')) && slash != exe) {
-		*slash = '\0';
-		snprintf(probe, sizeof(probe), "%s/lib/sigv4.h", exe);
-		if (access(probe, F_OK) == 0) {
-			snprintf(suite_dir, sizeof(suite_dir),
-				 "%s/../shared/testdata/aws-sigv4", exe);
-			return;
-		}
-	}
-}
-
 /* A file of the case, whole; NULL if missing. */
 static char *
 slurp(const char *dir, const char *name, size_t *len)
@@ -346,7 +318,7 @@ main(void)
 	int i, ncases;
 	static char *case_names[256];
 
-	find_suite();
+	tu_shared_testdata("aws-sigv4", suite_dir, sizeof(suite_dir));
 	ncases = *suite_dir ? scandir(suite_dir, &names, NULL, by_name) : -1;
 	if (ncases < 0) {
 		suite_missing = *suite_dir ? suite_dir : "../shared";

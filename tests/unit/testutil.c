@@ -504,3 +504,30 @@ tu_expect_same(const struct tu_buf *out, const unsigned char *p, size_t n,
 		TU_FAILF("%s: %zu bytes back for %zu, or different", what,
 			 out->len, n);
 }
+
+void
+tu_shared_testdata(const char *name, char *out, size_t size)
+{
+	const char *env = getenv("CHOM_SHARED");
+	char exe[PATH_MAX], probe[PATH_MAX + 32], *slash;
+	ssize_t n;
+
+	*out = '\0';
+	if (env && *env) {
+		snprintf(out, size, "%s/testdata/%s", env, name);
+		return;
+	}
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return;
+	exe[n] = '\0';
+	while ((slash = strrchr(exe, '/')) && slash != exe) {
+		*slash = '\0';
+		snprintf(probe, sizeof(probe), "%s/lib/sink.h", exe);
+		if (access(probe, F_OK) == 0) {
+			snprintf(out, size, "%s/../shared/testdata/%s", exe,
+				 name);
+			return;
+		}
+	}
+}

@@ -106,4 +106,11 @@ double tu_now(void);
 void tu_expect_same(const struct tu_buf *out, const unsigned char *p, size_t n,
 		    const char *what);
 
+/*
+ * The folder of test vectors NAME in the shared folder: $CHOM_SHARED, or
+ * ../shared beside the repository that holds this test program, into out;
+ * "" when neither can be told.
+ */
+void tu_shared_testdata(const char *name, char *out, size_t size);
+
 #endif
