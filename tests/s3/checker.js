@@ -418,12 +418,18 @@ function bodyChecker(req, payloadHash) {
 			err: () => new S3Error(400, 'BadDigest', `The ${hz[0]} you specified did not match the calculated checksum.`),
 		});
 	}
+	// The last chunk is held back until the body has been checked: with
+	// all of Content-Length received, s3rver would store the object before
+	// the connection to it could be cut.
 	let size = 0;
+	let held = null;
 	return new Transform({
 		transform(chunk, enc, cb) {
 			size += chunk.length;
 			for (const c of checks) c.h.update(chunk);
-			cb(null, chunk);
+			const out = held;
+			held = chunk;
+			cb(null, out);
 		},
 		flush(cb) {
 			this.bodySize = size;
@@ -435,7 +441,7 @@ function bodyChecker(req, payloadHash) {
 					return cb(e);
 				}
 			}
-			cb();
+			cb(null, held);
 		},
 	});
 }
