@@ -16,7 +16,7 @@ BINDIR   = $(PREFIX)/bin
 MANDIR   = $(PREFIX)/share/man
 B       ?= .
 
-TOOLS    = chom-stage chom-switch chom-health chom-backup chom-restore
+TOOLS    = chom-stage chom-switch chom-health chom-backup chom-restore chom-canary
 LIBSRC   = $(wildcard lib/*.c)
 LIBOBJ   = $(LIBSRC:%.c=$(B)/%.o)
 UNITSRC  = $(wildcard tests/unit/test_*.c)
