@@ -224,8 +224,9 @@ set_opt(struct opts *o, const char *key, const char *val, struct chom_err *e)
 	long long n;
 	double d;
 
-#define BAD(what) chom_err_set(e, CHOM_EXIT_USAGE, "--%s: " what ": %s", key, \
-			       chom_quote(val))
+#define BAD(what)                                                              \
+	chom_err_set(e, CHOM_EXIT_USAGE, "--%s: " what ": %s", key,            \
+		     chom_quote(val))
 	if (!strcmp(key, "steps"))
 		return parse_steps(val, o) < 0
 			   ? BAD("not increasing percentages 1-100")
@@ -304,7 +305,8 @@ set_opt(struct opts *o, const char *key, const char *val, struct chom_err *e)
 			const char *key;
 			size_t off;
 		} str[] = {
-			{ "upstream-file", offsetof(struct opts, upstream_file) },
+			{ "upstream-file",
+			  offsetof(struct opts, upstream_file) },
 			{ "test-cmd", offsetof(struct opts, test_cmd) },
 			{ "reload-cmd", offsetof(struct opts, reload_cmd) },
 			{ "access-log", offsetof(struct opts, access_log) },
@@ -368,13 +370,12 @@ jnum(double v)
 static json_t *
 view_json(const struct chom_pool_view *v)
 {
-	return json_pack("{s:o, s:o, s:o, s:o}", "requests",
-			 v->counted ? json_integer((json_int_t)v->requests)
-				    : json_null(),
-			 "errors",
-			 v->counted ? json_integer((json_int_t)v->errors)
-				    : json_null(),
-			 "error_rate", jnum(v->error_rate), "p95", jnum(v->p95));
+	return json_pack(
+	    "{s:o, s:o, s:o, s:o}", "requests",
+	    v->counted ? json_integer((json_int_t)v->requests) : json_null(),
+	    "errors",
+	    v->counted ? json_integer((json_int_t)v->errors) : json_null(),
+	    "error_rate", jnum(v->error_rate), "p95", jnum(v->p95));
 }
 
 static json_t *
@@ -413,18 +414,16 @@ write_state(struct run *r, struct chom_err *e)
 	dirs = json_array();
 	for (i = 0; i < o->ndirectives; i++)
 		json_array_append_new(dirs, json_string(o->directives[i]));
-	st = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:o, "
-		       "s:I, s:i, s:s, s:o, s:s, s:s, s:o}",
-		       "upstream", o->upstream, "upstream_file",
-		       o->upstream_file, "stable", o->stable, "canary",
-		       o->canary, "pid", (int)getpid(), "host", host,
-		       "started", started, "updated", updated, "status",
-		       r->status, "steps", steps, "step",
-		       (json_int_t)r->step + 1, "weight", r->weight, "reason",
-		       r->reason, "history", hist, "test_cmd",
-		       o->test_cmd ? o->test_cmd : "", "reload_cmd",
-		       o->reload_cmd ? o->reload_cmd : "",
-		       "upstream_directives", dirs);
+	st = json_pack(
+	    "{s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:s, s:s, s:o, "
+	    "s:I, s:i, s:s, s:o, s:s, s:s, s:o}",
+	    "upstream", o->upstream, "upstream_file", o->upstream_file,
+	    "stable", o->stable, "canary", o->canary, "pid", (int)getpid(),
+	    "host", host, "started", started, "updated", updated, "status",
+	    r->status, "steps", steps, "step", (json_int_t)r->step + 1,
+	    "weight", r->weight, "reason", r->reason, "history", hist,
+	    "test_cmd", o->test_cmd ? o->test_cmd : "", "reload_cmd",
+	    o->reload_cmd ? o->reload_cmd : "", "upstream_directives", dirs);
 	if (!st || !(text = json_dumps(st, JSON_COMPACT))) {
 		json_decref(st);
 		return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
@@ -547,8 +546,8 @@ probe_send(struct run *r, bool canary)
 		free(p);
 		return;
 	}
-	*p = (struct probe){ r, canary, r->step_serial, now(), NULL, c,
-			     NULL, r->probes };
+	*p = (struct probe){ r,    canary, r->step_serial, now(),
+			     NULL, c,      NULL,           r->probes };
 	if (!strncmp(addr, "unix:", 5)) {
 		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, addr + 5);
 		snprintf(url, sizeof(url), "http://localhost%s", r->o->probe);
@@ -649,7 +648,9 @@ subst(const char *query, const char *pool, const char *addr)
 	char *out, *o;
 
 	for (p = query; *p; p++)
-		n += !strncmp(p, "$pool", 5) ? pl : !strncmp(p, "$addr", 5) ? al : 1;
+		n += !strncmp(p, "$pool", 5)   ? pl
+		     : !strncmp(p, "$addr", 5) ? al
+					       : 1;
 	if (!(out = malloc(n)))
 		return NULL;
 	for (p = query, o = out; *p;) {
@@ -690,8 +691,7 @@ prom_value(struct run *r, const char *query, bool canary, char *why,
 		v = NAN;
 	} else if (isnan(v) || isinf(v) || v < 0) {
 		if (canary && !why[0])
-			snprintf(why, size, "prometheus: the query gave %g",
-				 v);
+			snprintf(why, size, "prometheus: the query gave %g", v);
 		v = NAN;
 	}
 	free(q);
@@ -706,11 +706,11 @@ prom_sample(struct run *r, struct source *s)
 
 	s->cv = (struct chom_pool_view){ .counted = false };
 	s->sv = s->cv;
-	s->cv.error_rate = prom_value(r, o->error_rate_query, true, err,
-				      sizeof(err));
+	s->cv.error_rate =
+	    prom_value(r, o->error_rate_query, true, err, sizeof(err));
 	s->cv.p95 = prom_value(r, o->p95_query, true, err, sizeof(err));
-	s->sv.error_rate = prom_value(r, o->error_rate_query, false, err,
-				      sizeof(err));
+	s->sv.error_rate =
+	    prom_value(r, o->error_rate_query, false, err, sizeof(err));
 	s->sv.p95 = prom_value(r, o->p95_query, false, err, sizeof(err));
 	s->verdict = chom_judge_values(&o->judge, &s->cv, &s->sv, s->why,
 				       sizeof(s->why));
@@ -755,9 +755,9 @@ sample(struct run *r, double elapsed)
 		} else {
 			s->cv = chom_pool_view(&s->canary);
 			s->sv = chom_pool_view(&s->stable);
-			s->verdict = chom_judge_counts(&o->judge, &s->canary,
-						       &s->stable, s->why,
-						       sizeof(s->why));
+			s->verdict =
+			    chom_judge_counts(&o->judge, &s->canary, &s->stable,
+					      s->why, sizeof(s->why));
 		}
 		if (s->verdict > worst) {
 			worst = s->verdict;
@@ -765,12 +765,12 @@ sample(struct run *r, double elapsed)
 		}
 		fmt_view(&s->cv, cs, sizeof(cs));
 		fmt_view(&s->sv, ss, sizeof(ss));
-		chom_info("step %zu/%zu %d%%%s%s: canary %s | stable %s: %s%s%s",
-			  r->step + 1, o->nsteps, r->weight,
-			  r->nsrc > 1 ? " " : "",
-			  r->nsrc > 1 ? source_name[s->kind] : "", cs, ss,
-			  chom_verdict_name(s->verdict), s->why[0] ? ": " : "",
-			  s->why);
+		chom_info(
+		    "step %zu/%zu %d%%%s%s: canary %s | stable %s: %s%s%s",
+		    r->step + 1, o->nsteps, r->weight, r->nsrc > 1 ? " " : "",
+		    r->nsrc > 1 ? source_name[s->kind] : "", cs, ss,
+		    chom_verdict_name(s->verdict), s->why[0] ? ": " : "",
+		    s->why);
 		event(r, json_pack("{s:s, s:s, s:I, s:I, s:i, s:f, s:s, s:s, "
 				   "s:o, s:o}",
 				   "event", "sample", "source",
@@ -889,8 +889,9 @@ run_step(struct run *r)
 
 			save_state(r);
 			if (v == CHOM_FAIL) {
-				snprintf(why, sizeof(why), "step %zu/%zu (%d%%): %s",
-					 r->step + 1, o->nsteps, w, res->why);
+				snprintf(why, sizeof(why),
+					 "step %zu/%zu (%d%%): %s", r->step + 1,
+					 o->nsteps, w, res->why);
 				return roll_back(r, CHOM_EXIT_FAIL, why);
 			}
 			if (v == CHOM_INCONCLUSIVE &&
@@ -920,16 +921,16 @@ run_step(struct run *r)
 		if (r->multi) {
 			int running;
 
-			curl_multi_poll(r->multi, NULL, 0,
-					wake > t ? (int)((wake - t) * 1000) + 1
-						 : 0,
-					NULL);
+			curl_multi_poll(
+			    r->multi, NULL, 0,
+			    wake > t ? (int)((wake - t) * 1000) + 1 : 0, NULL);
 			curl_multi_perform(r->multi, &running);
 			probe_reap(r);
 		} else if (wake > t) {
 			struct timespec ts = {
 				(time_t)(wake - t),
-				(long)(((wake - t) - (double)(time_t)(wake - t)) *
+				(long)(((wake - t) -
+					(double)(time_t)(wake - t)) *
 				       1e9),
 			};
 
@@ -954,8 +955,7 @@ md_view(const struct chom_pool_view *v, char *out, size_t size)
 	snprintf(out, size, "%s | %s | %s", req, err, p95);
 }
 
-static void
-append(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+static void append(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static void
@@ -1010,7 +1010,8 @@ write_summary(const struct run *r, const char *path, int code)
 	chom_md_cell(r->reason, cell, sizeof(cell));
 	append(&t, &len, &cap,
 	       "### chom-canary: %s\n\n"
-	       "Upstream `%s`: stable `%s`, canary `%s`. %s%s (exit %d, %.0f s)\n\n"
+	       "Upstream `%s`: stable `%s`, canary `%s`. %s%s (exit %d, %.0f "
+	       "s)\n\n"
 	       "| step | canary weight | verdict | samples | canary requests | "
 	       "canary errors | canary p95 | stable requests | stable errors | "
 	       "stable p95 |\n|---|---|---|---|---|---|---|---|---|---|\n",
@@ -1036,7 +1037,8 @@ write_summary(const struct run *r, const char *path, int code)
 		for (i = 0; i < n; i++)
 			append(&t, &len, &cap, "%s\"%d%%\"", i ? ", " : "",
 			       r->res[i].weight);
-		append(&t, &len, &cap, "]\n    y-axis \"p95 (ms)\"\n    line [");
+		append(&t, &len, &cap,
+		       "]\n    y-axis \"p95 (ms)\"\n    line [");
 		for (i = 0; i < n; i++)
 			append(&t, &len, &cap, "%s%.0f", i ? ", " : "",
 			       chart_ms(r->res[i].cv.p95));
@@ -1147,8 +1149,8 @@ do_run(const struct opts *o, const char *summary)
 		char note[600];
 
 		r->step = o->nsteps - 1;
-		snprintf(note, sizeof(note),
-			 "promoted: %s is the stable pool", o->canary);
+		snprintf(note, sizeof(note), "promoted: %s is the stable pool",
+			 o->canary);
 		if (set_weight(r, 100, note, false, &e) < 0) {
 			code = e.code == CHOM_EXIT_UNSAFE
 				   ? (r->status = "rollback-failed",
@@ -1237,7 +1239,8 @@ print_view(const char *name, json_t *v)
 
 	printf(" %s", name);
 	if (json_is_integer(req))
-		printf(" %" JSON_INTEGER_FORMAT " req", json_integer_value(req));
+		printf(" %" JSON_INTEGER_FORMAT " req",
+		       json_integer_value(req));
 	if (json_is_number(er))
 		printf(" %.2f%% err", json_number_value(er) * 100);
 	if (json_is_number(p95))
@@ -1328,11 +1331,13 @@ abort_stopped(struct run *r, json_t *st)
 		chom_error("%s: not a canary state file", r->state_path);
 		return CHOM_EXIT_FAIL;
 	}
+	/* cppcheck-suppress autoVariables ; reset before returning */
 	r->o = &o;
 	set_upstream(r, &o);
 	code = roll_back(r, CHOM_EXIT_OK,
 			 "aborted by chom-canary --abort after the run had "
 			 "stopped");
+	r->o = NULL;
 	json_object_set_new(st, "status", json_string(r->status));
 	json_object_set_new(st, "reason", json_string(r->reason));
 	json_object_set_new(st, "weight", json_integer(code ? -1 : 0));
@@ -1387,8 +1392,9 @@ do_abort(const struct opts *o)
 					   "when it sees %s",
 					   o->upstream, o->wait_s,
 					   r->abort_path);
-				code = *r->stop ? chom_cli_signal_status(*r->stop)
-						: CHOM_EXIT_FAIL;
+				code = *r->stop
+					   ? chom_cli_signal_status(*r->stop)
+					   : CHOM_EXIT_FAIL;
 				free(r);
 				return code;
 			}
@@ -1400,11 +1406,13 @@ do_abort(const struct opts *o)
 			printf("rolled back: %s\n", jstr(st, "reason"));
 			code = CHOM_EXIT_OK;
 		} else if (!strcmp(status, "rollback-failed")) {
-			chom_error("the rollback failed: %s", jstr(st, "reason"));
+			chom_error("the rollback failed: %s",
+				   jstr(st, "reason"));
 			code = CHOM_EXIT_UNSAFE;
 		} else {
-			chom_error("the canary ended %s before it saw the abort",
-				   *status ? status : "(no state)");
+			chom_error(
+			    "the canary ended %s before it saw the abort",
+			    *status ? status : "(no state)");
 		}
 		goto out;
 	}
@@ -1516,8 +1524,9 @@ check_run(const struct opts *o)
 					"--access-log, --probe or "
 					"--prometheus");
 	if (o->prometheus && !o->error_rate_query && !o->p95_query)
-		return chom_usage_error("--prometheus needs --error-rate-query, "
-					"--p95-query or both");
+		return chom_usage_error(
+		    "--prometheus needs --error-rate-query, "
+		    "--p95-query or both");
 	if (!o->prometheus && (o->error_rate_query || o->p95_query))
 		return chom_usage_error("--error-rate-query and --p95-query "
 					"need --prometheus");

@@ -15,7 +15,7 @@
 struct chom_alog_rec {
 	const char *addr; /* the upstream that answered last, not 0-ended */
 	size_t addrlen;
-	int status;	/* $status */
+	int status;     /* $status */
 	double seconds; /* its $upstream_response_time; -1 when "-" */
 };
 

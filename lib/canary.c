@@ -136,7 +136,8 @@ chom_judge_counts(const struct chom_judge *j, const struct chom_pool *canary,
 			snprintf(why, size,
 				 "error rate %.2f%% is over %.2f%% and worse "
 				 "than stable's %.2f%% (p=%.2g)",
-				 cr * 100, j->max_error_rate * 100, sr * 100, p);
+				 cr * 100, j->max_error_rate * 100, sr * 100,
+				 p);
 			return CHOM_FAIL;
 		}
 		snprintf(why, size,
@@ -199,7 +200,8 @@ judge_value(const char *what, double c, double s, double max, double unit,
 			 what, c * unit, u, max * unit, u, s * unit, u);
 		return CHOM_FAIL;
 	}
-	snprintf(why, size, "%s %.3g%s is over %.3g%s, but stable's %.3g%s is as high",
+	snprintf(why, size,
+		 "%s %.3g%s is over %.3g%s, but stable's %.3g%s is as high",
 		 what, c * unit, u, max * unit, u, s * unit, u);
 	return CHOM_PASS;
 }

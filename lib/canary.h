@@ -15,7 +15,7 @@
 
 struct chom_pool {
 	unsigned long long requests, errors; /* exact */
-	double *lat;			     /* seconds, a uniform sample */
+	double *lat;                         /* seconds, a uniform sample */
 	size_t nlat;
 	unsigned long long seen; /* latencies offered to the reservoir */
 	unsigned long long rng;
@@ -40,14 +40,14 @@ const char *chom_verdict_name(enum chom_verdict v);
 
 struct chom_judge {
 	double max_error_rate; /* fraction */
-	double max_p95;	       /* seconds */
+	double max_p95;        /* seconds */
 	unsigned long long min_requests;
 	double alpha;
 };
 
 /* What a pool looked like in a sample, for the verdict and the output. */
 struct chom_pool_view {
-	bool counted;	     /* requests and errors are known */
+	bool counted; /* requests and errors are known */
 	unsigned long long requests, errors;
 	double error_rate, p95; /* NAN when unknown */
 };

@@ -87,11 +87,11 @@ parse(const char *text, double *value, struct chom_err *e)
 	status = json_string_value(json_object_get(root, "status"));
 	if (!status || strcmp(status, "success")) {
 		err = json_string_value(json_object_get(root, "error"));
-		chom_err_set(e, CHOM_EXIT_FAIL, "prometheus: %s: %s",
-			     json_string_value(json_object_get(root,
-							       "errorType"))
-				 ?: "error",
-			     err ? err : "no reason given");
+		chom_err_set(
+		    e, CHOM_EXIT_FAIL, "prometheus: %s: %s",
+		    json_string_value(json_object_get(root, "errorType"))
+			?: "error",
+		    err ? err : "no reason given");
 		goto out;
 	}
 	data = json_object_get(root, "data");
@@ -141,8 +141,7 @@ chom_prom_query(const char *base_url, const char *query, double timeout,
 	CURL *c;
 	int rc = -1;
 
-	if (!(c = curl_easy_init()) ||
-	    !(q = curl_easy_escape(c, query, 0)) ||
+	if (!(c = curl_easy_init()) || !(q = curl_easy_escape(c, query, 0)) ||
 	    !(url = malloc(blen + strlen(q) + 32))) {
 		chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
 		goto out;

@@ -87,12 +87,12 @@ run_cmd(const char *what, const char *cmd, volatile sig_atomic_t *stop,
 		return 0;
 	chom_escape(last.text, said, sizeof(said));
 	if (status > 128)
-		return chom_err_set(e, CHOM_EXIT_FAIL,
-				    "%s '%s' was killed by signal %d%s%s", what,
-				    cmd, status - 128, said[0] ? ": " : "",
-				    said);
-	return chom_err_set(e, CHOM_EXIT_FAIL, "%s '%s' exited with status %d%s%s",
-			    what, cmd, status, said[0] ? ": " : "", said);
+		return chom_err_set(
+		    e, CHOM_EXIT_FAIL, "%s '%s' was killed by signal %d%s%s",
+		    what, cmd, status - 128, said[0] ? ": " : "", said);
+	return chom_err_set(e, CHOM_EXIT_FAIL,
+			    "%s '%s' exited with status %d%s%s", what, cmd,
+			    status, said[0] ? ": " : "", said);
 }
 
 /* The file as it is now: *len -1 when there is none. */
@@ -122,10 +122,11 @@ read_old(const char *path, ssize_t *len, struct chom_err *e)
 		if (n < 0)
 			chom_err_sys(e, CHOM_EXIT_FAIL, "%s", path);
 		else
-			chom_err_set(e, CHOM_EXIT_FAIL,
-				     "%s: larger than %d bytes: not an upstream "
-				     "file",
-				     path, MAXFILE);
+			chom_err_set(
+			    e, CHOM_EXIT_FAIL,
+			    "%s: larger than %d bytes: not an upstream "
+			    "file",
+			    path, MAXFILE);
 		free(buf);
 		return NULL;
 	}
@@ -181,9 +182,10 @@ chom_upstream_apply(const struct chom_upstream *u, const char *text,
 			char first[sizeof(e->msg)];
 
 			memcpy(first, e->msg, sizeof(first));
-			chom_err_set(e, CHOM_EXIT_UNSAFE,
-				     "%.400s; and putting %s back failed: %.400s",
-				     first, u->path, e2.msg);
+			chom_err_set(
+			    e, CHOM_EXIT_UNSAFE,
+			    "%.400s; and putting %s back failed: %.400s", first,
+			    u->path, e2.msg);
 		}
 	}
 	free(old);

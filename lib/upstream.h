@@ -13,9 +13,9 @@
 #include "err.h"
 
 struct chom_upstream {
-	const char *path;	     /* the file */
-	const char *name;	     /* upstream NAME { ... } */
-	const char *stable, *canary; /* server addresses */
+	const char *path;              /* the file */
+	const char *name;              /* upstream NAME { ... } */
+	const char *stable, *canary;   /* server addresses */
 	const char *const *directives; /* extra lines in the block, or NULL */
 	size_t ndirectives;
 	const char *test_cmd, *reload_cmd; /* sh -c; NULL or "": none */

@@ -302,8 +302,8 @@ test_upstream(void **state)
 
 	snprintf(path, sizeof(path), "%s/app.conf", f->dir);
 	u.path = path;
-	assert_true(chom_upstream_render(&u, 25, "step 2/5", text,
-					 sizeof(text), &e) > 0);
+	assert_true(chom_upstream_render(&u, 25, "step 2/5", text, sizeof(text),
+					 &e) > 0);
 	assert_non_null(strstr(text, "# Managed by chom-canary"));
 	assert_non_null(strstr(text, "upstream app {\n"
 				     "    server 127.0.0.1:8081 weight=75;\n"
@@ -317,12 +317,13 @@ test_upstream(void **state)
 
 	/* A test command that refuses: the file before is back. */
 	tu_read(path, got, sizeof(got));
-	assert_true(chom_upstream_render(&u, 100, "all", text, sizeof(text),
-					 &e) > 0);
+	assert_true(
+	    chom_upstream_render(&u, 100, "all", text, sizeof(text), &e) > 0);
 	u.test_cmd = "echo 'nginx: [emerg] bad' >&2; exit 1";
 	assert_int_equal(chom_upstream_apply(&u, text, NULL, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_FAIL);
-	assert_non_null(strstr(e.msg, "exited with status 1: nginx: [emerg] bad"));
+	assert_non_null(
+	    strstr(e.msg, "exited with status 1: nginx: [emerg] bad"));
 	tu_read(path, text, sizeof(text));
 	assert_string_equal(text, got);
 	assert_int_equal(chom_upstream_weight(&u), 25);
@@ -334,8 +335,8 @@ test_upstream(void **state)
 		 f->dir, f->dir, f->dir);
 	u.test_cmd = "true";
 	u.reload_cmd = cmd;
-	assert_true(chom_upstream_render(&u, 0, "back", text, sizeof(text),
-					 &e) > 0);
+	assert_true(
+	    chom_upstream_render(&u, 0, "back", text, sizeof(text), &e) > 0);
 	assert_int_equal(chom_upstream_apply(&u, text, NULL, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_FAIL);
 	assert_int_equal(chom_upstream_weight(&u), 25);
