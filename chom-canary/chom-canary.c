@@ -878,6 +878,10 @@ run_step(struct run *r)
 			return roll_back(r, CHOM_EXIT_FAIL,
 					 "aborted by chom-canary --abort");
 		}
+		/* Behind by more than a second (a slow Prometheus): skip the
+		 * probes missed rather than send them in a burst. */
+		if (o->probe && r->next_probe < t - 1)
+			r->next_probe = t;
 		if (o->probe)
 			for (; r->next_probe <= t;
 			     r->next_probe += 1 / o->probe_rate) {
