@@ -52,7 +52,8 @@ struct opts {
 struct source {
 	enum source_kind kind;
 	struct chom_pool canary, stable;
-	struct chom_pool_view cv, sv; /* at the last sample */
+	struct chom_pool_view cv, sv;       /* at the last sample */
+	unsigned long long stable_answered; /* probes: HTTP answers */
 	enum chom_verdict verdict;
 	char why[512];
 };
@@ -194,7 +195,8 @@ parse_steps(const char *s, struct opts *o)
 			return -1;
 		o->steps[o->nsteps++] = last = (int)v;
 	}
-	return o->nsteps ? 0 : -1;
+	/* Promotion gives the canary all traffic: that step is judged too. */
+	return o->nsteps && last == 100 ? 0 : -1;
 }
 
 static int
@@ -229,7 +231,8 @@ set_opt(struct opts *o, const char *key, const char *val, struct chom_err *e)
 		     chom_quote(val))
 	if (!strcmp(key, "steps"))
 		return parse_steps(val, o) < 0
-			   ? BAD("not increasing percentages 1-100")
+			   ? BAD("not increasing percentages 1-100 ending at "
+				 "100")
 			   : 0;
 	if (!strcmp(key, "interval") || !strcmp(key, "sample") ||
 	    !strcmp(key, "max-p95") || !strcmp(key, "wait")) {
@@ -625,9 +628,11 @@ probe_reap(struct run *r)
 		secs = now() - p->sent;
 		if (m->data.result != CURLE_OK)
 			code = 599; /* no answer: the pool failed it */
-		if (s && p->serial == r->step_serial)
+		if (s && p->serial == r->step_serial) {
 			chom_pool_add(p->canary ? &s->canary : &s->stable,
 				      (int)code, secs);
+			s->stable_answered += !p->canary && code != 599;
+		}
 		probe_free(r, p);
 	}
 }
@@ -741,6 +746,7 @@ sample(struct run *r, double elapsed)
 	const struct opts *o = r->o;
 	enum chom_verdict worst = CHOM_PASS;
 	struct step_result *res = &r->res[r->step];
+	bool passed = false;
 	struct chom_err e;
 	size_t i, wi = 0;
 
@@ -759,6 +765,17 @@ sample(struct run *r, double elapsed)
 			    chom_judge_counts(&o->judge, &s->canary, &s->stable,
 					      s->why, sizeof(s->why));
 		}
+		if (s->kind == SRC_PROBE && s->verdict != CHOM_FAIL &&
+		    s->stable.requests && s->stable_answered == 0) {
+			/* Not a pass: nothing answered, stable included (a
+			 * FastCGI pool, or a wrong address). */
+			s->verdict = CHOM_INCONCLUSIVE;
+			snprintf(s->why, sizeof(s->why),
+				 "stable %s answers no probe: --probe needs "
+				 "HTTP servers",
+				 o->stable);
+		}
+		passed |= s->verdict == CHOM_PASS;
 		if (s->verdict > worst) {
 			worst = s->verdict;
 			wi = i;
@@ -781,6 +798,13 @@ sample(struct run *r, double elapsed)
 				   chom_verdict_name(s->verdict), "reason",
 				   s->why, "canary", view_json(&s->cv),
 				   "stable", view_json(&s->sv)));
+	}
+	/* A failing source fails the sample; otherwise one source with
+	 * enough evidence is enough. */
+	if (worst == CHOM_INCONCLUSIVE && passed) {
+		worst = CHOM_PASS;
+		for (wi = 0; r->src[wi].verdict != CHOM_PASS; wi++)
+			;
 	}
 	res->weight = r->weight;
 	res->verdict = worst;
@@ -814,6 +838,7 @@ step_start(struct run *r)
 	for (i = 0; i < r->nsrc; i++) {
 		chom_pool_reset(&r->src[i].canary);
 		chom_pool_reset(&r->src[i].stable);
+		r->src[i].stable_answered = 0;
 	}
 	r->step_serial++;
 }
@@ -1017,7 +1042,8 @@ write_summary(const struct run *r, const char *path, int code)
 	       "Upstream `%s`: stable `%s`, canary `%s`. %s%s (exit %d, %.0f "
 	       "s)\n\n"
 	       "| step | canary weight | verdict | samples | canary requests | "
-	       "canary errors | canary p95 | stable requests | stable errors | "
+	       "canary error rate | canary p95 | stable requests | stable "
+	       "error rate | "
 	       "stable p95 |\n|---|---|---|---|---|---|---|---|---|---|\n",
 	       !strcmp(r->status, "promoted") ? "promoted" : r->status,
 	       o->upstream, o->stable, o->canary,
@@ -1176,8 +1202,9 @@ do_run(const struct opts *o, const char *summary)
 			printf("promoted %s\n", o->canary);
 		else
 			printf("%s: %s\n",
-			       !strcmp(r->status, "rolled-back") ? "rolled back"
-								 : r->status,
+			       !strcmp(r->status, "rolled-back")
+				   ? "rolled back"
+				   : "rollback failed",
 			       r->reason);
 	}
 	write_summary(r, chom_summary_path(summary), code);
@@ -1396,9 +1423,10 @@ do_abort(const struct opts *o)
 					   "when it sees %s",
 					   o->upstream, o->wait_s,
 					   r->abort_path);
+				/* Whether stable is back is not known. */
 				code = *r->stop
 					   ? chom_cli_signal_status(*r->stop)
-					   : CHOM_EXIT_FAIL;
+					   : CHOM_EXIT_UNSAFE;
 				free(r);
 				return code;
 			}
@@ -1427,7 +1455,7 @@ do_abort(const struct opts *o)
 		goto out;
 	}
 	status = jstr(st, "status");
-	if (strcmp(status, "running")) {
+	if (strcmp(status, "running") && strcmp(status, "rollback-failed")) {
 		chom_error("nothing to abort: the canary of upstream %s is %s",
 			   o->upstream, status);
 		goto out;
@@ -1598,6 +1626,10 @@ main(int argc, char **argv)
 	}
 	if ((env = getenv("CHOM_STATE_DIR")) && *env)
 		o.state_dir = env;
+	/* --upstream-directive replaces the file's, as other options do. */
+	for (i = 0; i < n; i++)
+		if (!strcmp(keys[i], "upstream-directive"))
+			o.ndirectives = 0;
 	for (i = 0; i < n; i++)
 		if (set_opt(&o, keys[i], vals[i], &e) < 0) {
 			rc = chom_usage_error("%s", e.msg);
