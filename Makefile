@@ -14,6 +14,8 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 BINDIR   = $(PREFIX)/bin
 MANDIR   = $(PREFIX)/share/man
+DOCDIR   = $(PREFIX)/share/doc/chom
+COMPDIR  = $(PREFIX)/share/bash-completion/completions
 B       ?= .
 
 TOOLS    = chom-stage chom-switch chom-health chom-backup chom-restore chom-canary
@@ -90,15 +92,23 @@ lint:
 	    --suppress=missingIncludeSystem lib $(TOOLS)
 
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(COMPDIR) $(DESTDIR)$(DOCDIR)
 	for t in $(TOOLS); do install -m 755 $(B)/$$t/$$t $(DESTDIR)$(BINDIR)/$$t; done
 	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7/
+	# bash-completion loads a command's completion from a file of its name.
+	install -m 644 completions/chom $(DESTDIR)$(COMPDIR)/chom
+	for t in $(TOOLS); do ln -sf chom $(DESTDIR)$(COMPDIR)/$$t; done
+	install -m 644 README $(DESTDIR)$(DOCDIR)/README
+	cd examples && find . -type d -exec install -d $(DESTDIR)$(DOCDIR)/examples/{} \; \
+	    && find . -type f -exec install -m 644 {} $(DESTDIR)$(DOCDIR)/examples/{} \;
 
 uninstall:
-	for t in $(TOOLS); do rm -f $(DESTDIR)$(BINDIR)/$$t; done
+	for t in $(TOOLS); do rm -f $(DESTDIR)$(BINDIR)/$$t $(DESTDIR)$(COMPDIR)/$$t; done
 	for m in $(MAN1); do rm -f $(DESTDIR)$(MANDIR)/man1/$${m#man/}; done
-	rm -f $(DESTDIR)$(MANDIR)/man7/chom.7
+	rm -f $(DESTDIR)$(MANDIR)/man7/chom.7 $(DESTDIR)$(COMPDIR)/chom
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 clean:
 	rm -rf build lib/*.o lib/libchom.a chom-*/*.o $(TOOLBIN) \

@@ -43,6 +43,8 @@ usage(void)
 	    "      --metrics-dir DIR   write chom_switch.prom for "
 	    "node_exporter\n"
 	    "      --wait SECONDS      wait for the deploy lock (default 0)\n"
+	    "      --summary FILE      append a Markdown summary (default "
+	    "$GITHUB_STEP_SUMMARY)\n"
 	    "  -d, --base DIR          deploy base (default %s)\n"
 	    "  -c, --config FILE       configuration file (default %s)\n"
 	    "      --json              print results as JSON lines\n"
