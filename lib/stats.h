@@ -9,7 +9,7 @@
 #include <stddef.h>
 
 /* The q-quantile (0-1) of n values, interpolated between the two nearest
- * ranks (numpy's default, Hyndman and Fan's type 7). Sorts v. NAN if
+ * ranks (numpy's default, Hyndman and Fan's type 7). Reorders v. NAN if
  * n is 0. */
 double chom_stats_quantile(double *v, size_t n, double q);
 

@@ -36,6 +36,42 @@ test_quantile(void **state)
 	assert_true(isnan(chom_stats_quantile(a, 0, 0.95)));
 }
 
+static int
+cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The selection gives what interpolating a sorted copy gives, ties and
+ * all. */
+static void
+test_quantile_select(void **state)
+{
+	double v[300], w[300], q, h, want;
+	unsigned long long x = 88172645463325252ULL;
+	size_t n, i, k;
+	int t;
+
+	(void)state;
+	for (t = 0; t < 3000; t++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		n = 1 + x % 300;
+		for (i = 0; i < n; i++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			v[i] = w[i] = (double)(x % (t % 2 ? 5 : 100000));
+		}
+		q = (double)(t % 101) / 100;
+		qsort(w, n, sizeof(double), cmp);
+		h = (double)(n - 1) * q;
+		k = (size_t)h;
+		want = k + 1 < n ? w[k] + (h - (double)k) * (w[k + 1] - w[k])
+				 : w[k];
+		CLOSE(chom_stats_quantile(v, n, q), want);
+	}
+}
+
 static void
 test_two_proportions(void **state)
 {
@@ -83,6 +119,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_quantile),
+		cmocka_unit_test(test_quantile_select),
 		cmocka_unit_test(test_two_proportions),
 		cmocka_unit_test(test_mann_whitney),
 	};
