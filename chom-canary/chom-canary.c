@@ -1047,7 +1047,7 @@ write_summary(const struct run *r, const char *path, int code)
 	       "stable p95 |\n|---|---|---|---|---|---|---|---|---|---|\n",
 	       !strcmp(r->status, "promoted") ? "promoted" : r->status,
 	       o->upstream, o->stable, o->canary,
-	       !strcmp(r->status, "promoted") ? "The canary is the stable pool."
+	       !strcmp(r->status, "promoted") ? "The canary is the stable pool. "
 					      : "",
 	       cell, code, now() - r->t0);
 	for (i = 0; i < n; i++) {

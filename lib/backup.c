@@ -310,16 +310,37 @@ chom_backup_run(const struct chom_backup_opts *o, struct chom_backup_result *r,
 	double t0 = mono();
 	size_t i, begun = 0;
 	char *text = NULL;
+	int attempt;
 
 	memset(r, 0, sizeof(*r));
-	chom_point_id(start, r->point);
 	for (i = 0; i < o->nstores; i++)
 		if (chom_store_lock(o->stores[i], o->host, e) < 0)
 			return -1;
-	for (begun = 0; begun < o->nstores; begun++)
-		if (chom_store_begin(o->stores[begun], o->host, r->point, e) <
-		    0)
+	/* A point is named by its second: a run that starts in the second
+	 * the one before it (now done: we hold the lock) started in takes
+	 * the next second. */
+	for (attempt = 0;; attempt++) {
+		int rc = 0;
+
+		start = time(NULL);
+		chom_point_id(start, r->point);
+		for (begun = 0; begun < o->nstores; begun++)
+			if ((rc = chom_store_begin(o->stores[begun], o->host,
+						   r->point, e)) < 0)
+				break;
+		if (begun == o->nstores)
+			break;
+		if (rc != -2 || attempt == 2)
 			goto fail;
+		for (i = 0; i < begun; i++)
+			chom_store_abort(o->stores[i]);
+		begun = 0;
+		while (time(NULL) == start) {
+			struct timespec ts = { 0, 50 * 1000 * 1000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
 	st.commands = json_array();
 	for (i = 0; i < 4; i++) {
 		if (!want[i])

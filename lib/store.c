@@ -250,9 +250,11 @@ file_begin(struct chom_store *s, const char *host, const char *point,
 	    chom_mkdir_p(hostdir, 0700, e) < 0)
 		return -1;
 	if (mkdir(s->point_dir, 0700) < 0) {
+		int exists = errno == EEXIST;
+
 		chom_err_sys(e, CHOM_EXIT_FAIL, "mkdir %s", s->point_dir);
 		s->point_dir[0] = '\0';
-		return -1;
+		return exists ? -2 : -1;
 	}
 	return chom_fsync_dir(hostdir, e);
 }
@@ -679,7 +681,7 @@ s3_begin(struct chom_store *s, const char *host, const char *point,
 		chom_err_set(e, CHOM_EXIT_FAIL, "%s: point %s/%s exists",
 			     s->url, host, point);
 		s->point_key[0] = '\0';
-		return -1;
+		return -2;
 	}
 	return 0;
 }
@@ -777,10 +779,11 @@ s3_abort(struct chom_store *s)
 {
 	struct chom_err ignore;
 
-	chom_s3_cleaning_up(s->s3);
-	if (s->nwritten)
+	if (s->nwritten) {
+		chom_s3_cleaning_up(s->s3);
 		chom_s3_delete(s->s3, (const char *const *)s->written,
 			       s->nwritten, &ignore);
+	}
 	forget_written(s);
 	s->point_key[0] = '\0';
 }

@@ -42,7 +42,7 @@ const char *chom_store_url(const struct chom_store *s);
 /* One writer per HOST at a time: code 3 when another run holds it. */
 int chom_store_lock(struct chom_store *s, const char *host, struct chom_err *e);
 
-/* Starts HOST/POINT; code 1 if it exists. */
+/* Starts HOST/POINT: 0; -1 on failure; -2 (code 1) when it exists. */
 int chom_store_begin(struct chom_store *s, const char *host, const char *point,
 		     struct chom_err *e);
 /* A sink for one part of the point begun: durable under its name only
