@@ -84,6 +84,7 @@ bench: deps
 	bench/backup.sh .
 	bench/restore.sh .
 	bench/s3.sh .
+	bench/canary.sh .
 
 lint:
 	clang-format --dry-run --Werror $(wildcard lib/*.[ch] chom-*/*.c tests/unit/*.c)
