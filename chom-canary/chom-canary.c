@@ -486,6 +486,16 @@ roll_back(struct run *r, int code, const char *why)
 
 	snprintf(r->reason, sizeof(r->reason), "%s", why);
 	if (set_weight(r, 0, "rolled back: stable 100%", false, &e) < 0) {
+		/* Nothing reloaded has moved nginx off stable alone, and the
+		 * file put back says so: the safe state is in place. */
+		if (r->weight == 0 && e.code != CHOM_EXIT_UNSAFE &&
+		    chom_upstream_weight(&r->up) == 0) {
+			r->status = "rolled-back";
+			chom_error("%s; stable %s has 100%% (the rollback's "
+				   "own change failed: %s)",
+				   why, r->o->stable, e.msg);
+			return code;
+		}
 		chom_error("%s; rolling back failed: %s", why, e.msg);
 		snprintf(r->reason, sizeof(r->reason),
 			 "%s; rolling back failed: %s", why, e.msg);
@@ -1047,8 +1057,9 @@ write_summary(const struct run *r, const char *path, int code)
 	       "stable p95 |\n|---|---|---|---|---|---|---|---|---|---|\n",
 	       !strcmp(r->status, "promoted") ? "promoted" : r->status,
 	       o->upstream, o->stable, o->canary,
-	       !strcmp(r->status, "promoted") ? "The canary is the stable pool. "
-					      : "",
+	       !strcmp(r->status, "promoted")
+		   ? "The canary is the stable pool. "
+		   : "",
 	       cell, code, now() - r->t0);
 	for (i = 0; i < n; i++) {
 		const struct step_result *s = &r->res[i];
@@ -1132,6 +1143,9 @@ do_run(const struct opts *o, const char *summary)
 	r->started = time(NULL);
 	r->t0 = now();
 	set_upstream(r, o);
+	/* What nginx runs on now, as far as the file tells: 0 is stable
+	 * alone, -1 not known. */
+	r->weight = chom_upstream_weight(&r->up);
 	if (state_paths(r, o, &e) < 0 ||
 	    chom_mkdir_p(o->state_dir, 0755, &e) < 0 ||
 	    chom_lock_acquire(&lock, r->lock_path, 0, &e) < 0) {
@@ -1365,6 +1379,7 @@ abort_stopped(struct run *r, json_t *st)
 	/* cppcheck-suppress autoVariables ; reset before returning */
 	r->o = &o;
 	set_upstream(r, &o);
+	r->weight = -1; /* what the run that stopped had nginx load */
 	code = roll_back(r, CHOM_EXIT_OK,
 			 "aborted by chom-canary --abort after the run had "
 			 "stopped");

@@ -203,7 +203,7 @@ chom_upstream_weight(const struct chom_upstream *u)
 
 	if (!text)
 		return -1;
-	if (len < 0 || strncmp(text, MANAGED, strlen(MANAGED))) {
+	if (len < 0) {
 		free(text);
 		return -1;
 	}

@@ -40,8 +40,9 @@ int chom_upstream_render(const struct chom_upstream *u, int weight,
 int chom_upstream_apply(const struct chom_upstream *u, const char *text,
 			volatile sig_atomic_t *stop, struct chom_err *e);
 
-/* The weight the file at path gives the canary: 0-100, or -1 when the file
- * is missing or not one chom-canary wrote for these servers. */
+/* The weight the file at path gives the canary: 0-100 (0: the stable
+ * server alone, as chom-canary writes it or a person would), or -1 when
+ * the file is missing or names neither server alone. */
 int chom_upstream_weight(const struct chom_upstream *u);
 
 #endif
