@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "age.h"
 #include "backup.h"
 #include "cli.h"
@@ -209,14 +210,12 @@ keygen(const char *path)
 	struct chom_err e;
 	time_t now = time(NULL);
 	char stamp[32];
-	struct tm tm;
 	int fd, n;
 
 	if (chom_age_keygen(secret, sizeof(secret), recip, sizeof(recip), &e) <
 	    0)
 		return chom_report(&e);
-	gmtime_r(&now, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	chom_iso_time(now, stamp, sizeof(stamp));
 	n = snprintf(text, sizeof(text),
 		     "# created: %s\n# public key: %s\n%s\n", stamp, recip,
 		     secret);

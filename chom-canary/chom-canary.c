@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "accesslog.h"
 #include "canary.h"
 #include "cli.h"
@@ -90,24 +91,6 @@ struct run {
 	char reason[1200];
 	volatile sig_atomic_t *stop;
 };
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void
-iso_time(time_t t, char *buf, size_t size)
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
 
 static void
 usage(void)
@@ -405,8 +388,8 @@ write_state(struct run *r, struct chom_err *e)
 	int rc;
 
 	gethostname(host, sizeof(host) - 1);
-	iso_time(r->started, started, sizeof(started));
-	iso_time(time(NULL), updated, sizeof(updated));
+	chom_iso_time(r->started, started, sizeof(started));
+	chom_iso_time(time(NULL), updated, sizeof(updated));
 	steps = json_array();
 	for (i = 0; i < o->nsteps; i++)
 		json_array_append_new(steps, json_integer(o->steps[i]));
@@ -466,7 +449,7 @@ set_weight(struct run *r, int w, const char *note, bool interruptible,
 {
 	char text[8192], stamp[32], line[512];
 
-	iso_time(time(NULL), stamp, sizeof(stamp));
+	chom_iso_time(time(NULL), stamp, sizeof(stamp));
 	snprintf(line, sizeof(line), "%s, %s", note, stamp);
 	if (chom_upstream_render(&r->up, w, line, text, sizeof(text), e) < 0)
 		return -1;
@@ -559,7 +542,7 @@ probe_send(struct run *r, bool canary)
 		free(p);
 		return;
 	}
-	*p = (struct probe){ r,    canary, r->step_serial, now(),
+	*p = (struct probe){ r,    canary, r->step_serial, chom_mono(),
 			     NULL, c,      NULL,           r->probes };
 	if (!strncmp(addr, "unix:", 5)) {
 		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, addr + 5);
@@ -635,7 +618,7 @@ probe_reap(struct run *r)
 				  (char **)&p);
 		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE,
 				  &code);
-		secs = now() - p->sent;
+		secs = chom_mono() - p->sent;
 		if (m->data.result != CURLE_OK)
 			code = 599; /* no answer: the pool failed it */
 		if (s && p->serial == r->step_serial) {
@@ -870,7 +853,7 @@ run_step(struct run *r)
 {
 	const struct opts *o = r->o;
 	struct step_result *res = &r->res[r->step];
-	double t0 = now(), next = t0 + o->sample, t;
+	double t0 = chom_mono(), next = t0 + o->sample, t;
 	long long inconclusive = 0;
 	char why[1200];
 	int w = o->steps[r->step];
@@ -905,7 +888,7 @@ run_step(struct run *r)
 	for (;;) {
 		double wake;
 
-		t = now();
+		t = chom_mono();
 		if (*r->stop)
 			return interrupted(r);
 		if (abort_asked(r)) {
@@ -1060,7 +1043,7 @@ write_summary(const struct run *r, const char *path, int code)
 	       !strcmp(r->status, "promoted")
 		   ? "The canary is the stable pool. "
 		   : "",
-	       cell, code, now() - r->t0);
+	       cell, code, chom_mono() - r->t0);
 	for (i = 0; i < n; i++) {
 		const struct step_result *s = &r->res[i];
 
@@ -1141,7 +1124,7 @@ do_run(const struct opts *o, const char *summary)
 	r->o = o;
 	r->status = "running";
 	r->started = time(NULL);
-	r->t0 = now();
+	r->t0 = chom_mono();
 	set_upstream(r, o);
 	/* What nginx runs on now, as far as the file tells: 0 is stable
 	 * alone, -1 not known. */
@@ -1210,7 +1193,7 @@ do_run(const struct opts *o, const char *summary)
 	save_state(r);
 	event(r, json_pack("{s:s, s:s, s:s, s:i, s:f}", "event", "result",
 			   "result", r->status, "reason", r->reason, "exit",
-			   code, "seconds", now() - r->t0));
+			   code, "seconds", chom_mono() - r->t0));
 	if (!o->json) {
 		if (!strcmp(r->status, "promoted"))
 			printf("promoted %s\n", o->canary);
@@ -1427,11 +1410,11 @@ do_abort(const struct opts *o)
 		}
 		chom_info("asked the canary of upstream %s to roll back",
 			  o->upstream);
-		until = now() + o->wait_s;
+		until = chom_mono() + o->wait_s;
 		while (chom_lock_acquire(&l, r->lock_path, 0, &e) < 0) {
 			struct timespec ts = { 0, 100 * 1000 * 1000 };
 
-			if (e.code != CHOM_EXIT_BUSY || now() >= until ||
+			if (e.code != CHOM_EXIT_BUSY || chom_mono() >= until ||
 			    *r->stop) {
 				chom_error("the canary of upstream %s still "
 					   "runs after %.0f s; it rolls back "

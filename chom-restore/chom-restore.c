@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "age.h"
 #include "cli.h"
 #include "config.h"
@@ -271,22 +272,13 @@ human(unsigned long long n, char *buf, size_t size)
 		snprintf(buf, size, "%llu B", n);
 }
 
-static double
-now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void
 progress(void *ctx, const char *name, unsigned long long done,
 	 unsigned long long total)
 {
 	static double t0, last;
 	static char cur[80];
-	double now = now_mono(), el, rate;
+	double now = chom_mono(), el, rate;
 
 	(void)ctx;
 	if (!name) {
@@ -603,7 +595,7 @@ do_verify(const struct opts *o, const struct chom_restore_opts *ro,
 		const struct chom_manifest_part *p = &m->parts[i];
 		struct chom_sink *null;
 		struct chom_err e;
-		double t0 = now_mono();
+		double t0 = chom_mono();
 		char size[32];
 		int r;
 
@@ -620,7 +612,7 @@ do_verify(const struct opts *o, const struct chom_restore_opts *ro,
 						       : CHOM_EXIT_FAIL;
 		}
 		if (o->json) {
-			part_json(m->point, p, "verify", now_mono() - t0,
+			part_json(m->point, p, "verify", chom_mono() - t0,
 				  r < 0 ? e.msg : NULL);
 			continue;
 		}
@@ -778,7 +770,7 @@ main(int argc, char **argv)
 	}
 	chom_debug("restoring %s/%s/%s from %s", o.host, point, p->name,
 		   o.from);
-	t0 = now_mono();
+	t0 = chom_mono();
 	if (o.action == A_DB) {
 		rc = chom_restore_to_cmd(&ro, p, o.db_cmd, "--db-cmd",
 					 o.stream     ? CHOM_RESTORE_STREAM
@@ -806,7 +798,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	if (o.json)
-		part_json(point, p, action_opt[o.action] + 2, now_mono() - t0,
+		part_json(point, p, action_opt[o.action] + 2, chom_mono() - t0,
 			  NULL);
 	else if (o.action != A_SYSINFO)
 		printf("%s\n", point);

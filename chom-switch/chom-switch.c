@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "cli.h"
 #include "config.h"
 #include "exitcode.h"
@@ -93,15 +94,6 @@ config_key(void *ctx, const char *section, const char *key, const char *value,
 	return 0;
 }
 
-static void
-iso_time(time_t t, char *buf, size_t size)
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static int
 do_list(const struct chom_layout *l, int json)
 {
@@ -114,7 +106,7 @@ do_list(const struct chom_layout *l, int json)
 	for (i = 0; i < n; i++) {
 		char when[32], marks[32] = "";
 
-		iso_time(v[i].rel.staged, when, sizeof(when));
+		chom_iso_time(v[i].rel.staged, when, sizeof(when));
 		if (json) {
 			chom_json_line(json_pack(
 			    "{s:s, s:s, s:b, s:b, s:b}", "id", v[i].rel.id,

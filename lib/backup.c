@@ -4,6 +4,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "backup.h"
 #include "exitcode.h"
 #include "gzpar.h"
@@ -64,24 +65,6 @@ static void
 head_free(struct chom_sink *s)
 {
 	(void)s; /* lives in the backup's own state */
-}
-
-static double
-mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void
-iso(time_t t, char *buf, size_t size)
-{
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(buf, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 static const char *const comp_name[] = { "gzip", "zstd", "none" };
@@ -204,7 +187,7 @@ one_part(struct state *st, size_t k, struct chom_backup_part *p,
 	const struct chom_backup_opts *o = st->o;
 	struct chom_sha256 *h = chom_sha256_new();
 	struct chom_sink *sink;
-	double t0 = mono();
+	double t0 = chom_mono();
 	int rc = -1;
 
 	if (!h)
@@ -227,7 +210,7 @@ one_part(struct state *st, size_t k, struct chom_backup_part *p,
 		goto fail;
 	chom_sink_free(sink);
 	chom_sha256_final_hex(h, p->sha256);
-	p->seconds = mono() - t0;
+	p->seconds = chom_mono() - t0;
 	rc = 0;
 	goto out;
 fail:
@@ -283,8 +266,8 @@ manifest(struct state *st, struct chom_backup_result *r, time_t start,
 			      "sha256", p->sha256, "plain_size",
 			      (json_int_t)p->plain));
 	}
-	iso(start, s0, sizeof(s0));
-	iso(end, s1, sizeof(s1));
+	chom_iso_time(start, s0, sizeof(s0));
+	chom_iso_time(end, s1, sizeof(s1));
 	m = json_pack("{s:i, s:s, s:s, s:s?, s:s, s:s, s:s, s:s?, s:o, s:o}",
 		      "format", 1, "host", o->host, "point", r->point, "label",
 		      o->label, "tool", "chom-backup " CHOM_VERSION, "start",
@@ -307,7 +290,7 @@ chom_backup_run(const struct chom_backup_opts *o, struct chom_backup_result *r,
 	bool want[4] = { o->db_cmd != NULL, o->nfiles > 0, o->nconfig > 0,
 			 o->sysinfo };
 	time_t start = time(NULL);
-	double t0 = mono();
+	double t0 = chom_mono();
 	size_t i, begun = 0;
 	char *text = NULL;
 	int attempt;
@@ -363,7 +346,7 @@ chom_backup_run(const struct chom_backup_opts *o, struct chom_backup_result *r,
 		if (chom_store_commit(o->stores[i], text, e) < 0)
 			goto fail;
 	r->manifest = text;
-	r->seconds = mono() - t0;
+	r->seconds = chom_mono() - t0;
 	return 0;
 fail:
 	/* A point exists only with its manifest: what a failed run wrote

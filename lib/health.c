@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "exitcode.h"
 #include "health.h"
 
@@ -38,15 +39,6 @@ struct run {
 	size_t rlen;
 	int replies; /* redis replies read so far */
 };
-
-static double
-mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 int
 chom_target_parse(struct chom_target *t, const char *url, struct chom_err *e)
@@ -740,7 +732,7 @@ chom_health_run(struct chom_target *t, size_t n, size_t concurrency,
 		double deadline, volatile sig_atomic_t *stop,
 		struct chom_err *e)
 {
-	double start = mono(), now = start;
+	double start = chom_mono(), now = start;
 	double deadline_at = deadline > 0 ? start + deadline : INFINITY;
 	struct curl_waitfd *wfd;
 	struct run **wrun;
@@ -776,7 +768,7 @@ chom_health_run(struct chom_target *t, size_t n, size_t concurrency,
 		int running;
 		CURLMsg *msg;
 
-		now = mono();
+		now = chom_mono();
 		if (stop && *stop)
 			break;
 		for (i = 0; i < n && active < concurrency; i++) {
@@ -834,7 +826,7 @@ chom_health_run(struct chom_target *t, size_t n, size_t concurrency,
 		curl_multi_poll(multi, wfd, (unsigned)nfd,
 				(int)(wait * 1000 + 1), NULL);
 		curl_multi_perform(multi, &running);
-		now = mono();
+		now = chom_mono();
 		while ((msg = curl_multi_info_read(multi, &running))) {
 			struct run *r = NULL;
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "exitcode.h"
 #include "history.h"
 
@@ -30,11 +31,9 @@ chom_history_append(const char *path, const char *action, const char *from,
 {
 	char line[512], stamp[32];
 	time_t t = time(NULL);
-	struct tm tm;
 	int fd, n;
 
-	gmtime_r(&t, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	chom_iso_time(t, stamp, sizeof(stamp));
 	n = snprintf(line, sizeof(line), "%s\t%s\t%s\t%s\t%s\n", stamp, action,
 		     from && *from ? from : "-", to && *to ? to : "-",
 		     user_name());

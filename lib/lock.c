@@ -8,18 +8,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "exitcode.h"
 #include "fsutil.h"
 #include "lock.h"
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int
 held_error(int fd, const char *path, double wait_s, struct chom_err *e)
@@ -54,9 +46,8 @@ chom_lock_acquire_until(struct chom_lock *l, const char *path, double wait_s,
 			volatile sig_atomic_t *stop, struct chom_err *e)
 {
 	char dir[PATH_MAX], host[128] = "?", stamp[32], line[256];
-	double deadline = now() + wait_s;
+	double deadline = chom_mono() + wait_s;
 	time_t t = time(NULL);
-	struct tm tm;
 	int fd, n;
 
 	l->fd = -1;
@@ -80,7 +71,7 @@ chom_lock_acquire_until(struct chom_lock *l, const char *path, double wait_s,
 			close(fd);
 			return -1;
 		}
-		if (now() >= deadline) {
+		if (chom_mono() >= deadline) {
 			held_error(fd, path, wait_s, e);
 			close(fd);
 			return -1;
@@ -88,8 +79,7 @@ chom_lock_acquire_until(struct chom_lock *l, const char *path, double wait_s,
 		usleep(20000);
 	}
 	gethostname(host, sizeof(host) - 1);
-	gmtime_r(&t, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	chom_iso_time(t, stamp, sizeof(stamp));
 	n = snprintf(line, sizeof(line), "%ld %s %s\n", (long)getpid(), host,
 		     stamp);
 	/* The holder's identity is advice for a refused run's message, so a

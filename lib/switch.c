@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "exitcode.h"
 #include "fsutil.h"
 #include "history.h"
@@ -14,15 +15,6 @@
 #include "lock.h"
 #include "metrics.h"
 #include "switch.h"
-
-static double
-mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int
 release_exists(const struct chom_layout *l, const char *id, char *path,
@@ -186,7 +178,7 @@ chom_switch(const struct chom_switch_opts *o, struct chom_switch_result *r,
 	memset(r, 0, sizeof(*r));
 	if (chom_lock_acquire_until(&lock, l->lock, o->wait_s, o->stop, e) < 0)
 		return -1;
-	t0 = mono();
+	t0 = chom_mono();
 	cur = chom_release_link_id(l->current, r->from, sizeof(r->from), e);
 	if (cur < 0)
 		goto out;
@@ -198,7 +190,7 @@ chom_switch(const struct chom_switch_opts *o, struct chom_switch_result *r,
 			goto out;
 		r->changed = true;
 	}
-	r->seconds = mono() - t0;
+	r->seconds = chom_mono() - t0;
 	if (o->exec_cmd && *o->exec_cmd) {
 		char why[128];
 

@@ -337,7 +337,7 @@ test_begin_existing_point(void **state)
 	make_point(fx, "web1", "20240615T120000Z", 1);
 	open_store(fx);
 	assert_int_equal(
-	    chom_store_begin(fx->s, "web1", "20240615T120000Z", &e), -1);
+	    chom_store_begin(fx->s, "web1", "20240615T120000Z", &e), -2);
 	assert_int_equal(e.code, CHOM_EXIT_FAIL);
 	/* Aborting the failed begin must not touch the existing point. */
 	chom_store_abort(fx->s);
