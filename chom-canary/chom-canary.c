@@ -1041,7 +1041,7 @@ write_summary(const struct run *r, const char *path, int code)
 	       !strcmp(r->status, "promoted") ? "promoted" : r->status,
 	       o->upstream, o->stable, o->canary,
 	       !strcmp(r->status, "promoted")
-		   ? "The canary is the stable pool. "
+		   ? "The canary is the stable pool: "
 		   : "",
 	       cell, code, chom_mono() - r->t0);
 	for (i = 0; i < n; i++) {

@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,39 @@ lines(char *buf, size_t *len, int flush, chom_run_line_fn on_line, void *ctx)
 	}
 }
 
+/*
+ * fork() for a command run in its own process group. SIGINT and SIGTERM
+ * stay blocked from before the fork until the child has its default
+ * dispositions back: a signal that reached the child before exec would
+ * otherwise go to our handler, which only sets a flag, and be lost, and a
+ * stop sent to the group right after the fork would leave the command
+ * running. SIGPIPE, which the tools ignore, is the default again in the
+ * child, for what it runs.
+ */
+pid_t
+chom_run_fork(void)
+{
+	sigset_t block, old;
+	pid_t pid;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGTERM);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	pid = fork();
+	if (pid == 0) {
+		setpgid(0, 0);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGPIPE, SIG_DFL);
+	} else if (pid > 0) {
+		/* as the child does: whichever runs first */
+		setpgid(pid, pid);
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return pid;
+}
+
 int
 chom_run_to_sink(const char *cmd, struct chom_sink *out,
 		 chom_run_line_fn on_line, void *ctx, int *status,
@@ -55,21 +89,19 @@ chom_run_to_sink(const char *cmd, struct chom_sink *out,
 		chom_err_sys(e, CHOM_EXIT_FAIL, "pipe");
 		goto fail;
 	}
-	pid = fork();
+	/* Its own process group, so that stopping it stops the pipeline it
+	 * may be, not only the shell. */
+	pid = chom_run_fork();
 	if (pid < 0) {
 		chom_err_sys(e, CHOM_EXIT_FAIL, "fork");
 		goto fail;
 	}
 	if (pid == 0) {
-		/* Its own process group, so that stopping it stops the
-		 * pipeline it may be, not only the shell. */
-		setpgid(0, 0);
 		dup2(ofd[1], STDOUT_FILENO);
 		dup2(efd[1], STDERR_FILENO);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
-	setpgid(pid, pid); /* as the child does: whichever runs first */
 	/* A deep pipe: fewer wake-ups of the dump and of us per gigabyte. */
 	(void)fcntl(ofd[0], F_SETPIPE_SZ, 1 << 20);
 	close(ofd[1]);
@@ -116,8 +148,14 @@ chom_run_to_sink(const char *cmd, struct chom_sink *out,
 			}
 		}
 	}
-	if (rc < 0)
+	if (rc < 0) {
 		kill(-pid, SIGTERM);
+		/* And nobody reads now: a writer that outlives the signal
+		 * gets EPIPE rather than blocking our wait. */
+		close(ofd[0]);
+		close(efd[0]);
+		ofd[0] = efd[0] = -1;
+	}
 	while (waitpid(pid, &wst, 0) < 0)
 		if (errno != EINTR) {
 			wst = 127 << 8;
@@ -261,7 +299,7 @@ chom_run_stdin_new(const char *cmd, const char *what, int *status,
 	f->status = status;
 	f->stop = stop;
 	snprintf(f->what, sizeof(f->what), "%s", what);
-	f->pid = fork();
+	f->pid = chom_run_fork();
 	if (f->pid < 0) {
 		chom_err_sys(e, CHOM_EXIT_FAIL, "fork");
 		close(fd[0]);
@@ -270,14 +308,10 @@ chom_run_stdin_new(const char *cmd, const char *what, int *status,
 		return NULL;
 	}
 	if (f->pid == 0) {
-		setpgid(0, 0);
 		dup2(fd[0], STDIN_FILENO);
-		/* Its own SIGPIPE back, for what it runs in turn. */
-		signal(SIGPIPE, SIG_DFL);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
-	setpgid(f->pid, f->pid);
 	(void)fcntl(fd[1], F_SETPIPE_SZ, 1 << 20);
 	close(fd[0]);
 	f->fd = fd[1];
@@ -305,18 +339,15 @@ chom_run_from_file(const char *cmd, int fd, const char *what,
 	if ((in = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return chom_err_sys(e, CHOM_EXIT_FAIL, "reopen input of %s",
 				    what);
-	if ((pid = fork()) < 0) {
+	if ((pid = chom_run_fork()) < 0) {
 		close(in);
 		return chom_err_sys(e, CHOM_EXIT_FAIL, "fork");
 	}
 	if (pid == 0) {
-		setpgid(0, 0);
 		dup2(in, STDIN_FILENO);
-		signal(SIGPIPE, SIG_DFL);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
 		_exit(127);
 	}
-	setpgid(pid, pid);
 	for (;;) {
 		r = waitpid(pid, &wst, WNOHANG);
 		if (r == pid)

@@ -3,8 +3,16 @@
 #define CHOM_RUN_H
 
 #include <signal.h>
+#include <sys/types.h>
 
 #include "sink.h"
+
+/*
+ * fork() for a command: the child in its own process group with SIGINT,
+ * SIGTERM and SIGPIPE at their defaults, and no signal lost between the
+ * fork and its exec. As fork(): the pid, 0 in the child, -1.
+ */
+pid_t chom_run_fork(void);
 
 /* Called for each line the command writes on stderr, without its newline. */
 typedef void (*chom_run_line_fn)(void *ctx, const char *line);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "exitcode.h"
@@ -400,6 +401,47 @@ test_stop_flag(void **state)
 	mem_done(&m);
 }
 
+static volatile sig_atomic_t caught;
+
+static void
+on_term(int sig)
+{
+	caught = sig;
+}
+
+/* A SIGTERM sent the moment the command is forked, as a stop right after
+ * the start does, ends it: it is not caught by our handler in the child
+ * before exec and lost, leaving the command running. */
+static void
+test_fork_no_signal_lost(void **state)
+{
+	struct sigaction sa, old;
+	int i, wst, killed = 0;
+	pid_t pid;
+
+	(void)state;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term; /* as chom_cli_catch_signals() does */
+	sigaction(SIGTERM, &sa, &old);
+	alarm(60);
+	for (i = 0; i < 20; i++) {
+		pid = chom_run_fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			execl("/bin/sleep", "sleep", "2", (char *)NULL);
+			_exit(127);
+		}
+		kill(pid, SIGTERM);
+		while (waitpid(pid, &wst, 0) < 0)
+			assert_int_equal(errno, EINTR);
+		killed += WIFSIGNALED(wst) && WTERMSIG(wst) == SIGTERM;
+	}
+	alarm(0);
+	sigaction(SIGTERM, &old, NULL);
+	assert_int_equal(killed, 20);
+	assert_int_equal(caught, 0);
+}
+
 int
 main(void)
 {
@@ -414,6 +456,7 @@ main(void)
 		cmocka_unit_test(test_failing_sink_kills_command),
 		cmocka_unit_test(test_failing_sink_kills_children),
 		cmocka_unit_test(test_stop_flag),
+		cmocka_unit_test(test_fork_no_signal_lost),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
