@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# chom-canary (SPEC.md section 3; issue 7; the interface of the design
-# notes): usage errors; then real canary releases on 127.0.0.1 between two
+# chom-canary (SPEC.md section 3, chom-canary(1)): usage errors; then real canary releases on 127.0.0.1 between two
 # backends whose error rate and latency the test sets
 # (tests/canary/backend.py), behind a front nginx whose http block includes
 # the upstream file chom-canary owns (tests/lib/canary.sh): a good canary
@@ -334,8 +333,7 @@ num_ok "good canary: probes at about --probe-rate 20/s ($n in $s s)" \
 	"$n >= 20 * $s / 3 && $n <= 20 * $s * 2 + 20"
 canary_only "good canary"
 like "$(head -n 1 "$UPSTREAM_FILE")" 'Managed by chom-canary' "good canary: managed-by comment first"
-# The design says "# promoted: CANARY is stable"; "is the stable pool" too.
-like "$(cat "$UPSTREAM_FILE")" "# promoted: $CANARY_ADDR is (the )?stable" "good canary: promoted comment"
+like "$(cat "$UPSTREAM_FILE")" "# promoted: $CANARY_ADDR is the stable pool" "good canary: promoted comment"
 like "$(cat "$UPSTREAM_FILE")" $'upstream app \\{' "good canary: upstream block named app"
 like "$(sed -n '/^upstream/,/}/p' "$UPSTREAM_FILE")" '^[[:space:]]*keepalive 8;' \
 	"good canary: --upstream-directive inside the block"

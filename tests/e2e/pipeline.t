@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole pipeline end to end (issue 8), on this machine: MariaDB, PHP-FPM,
+# The whole pipeline end to end, on this machine: MariaDB, PHP-FPM,
 # nginx and the S3 server started by the test on 127.0.0.1, and a tiny PHP
 # application (tests/e2e/app) whose /health reads the database.
 #
