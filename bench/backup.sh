@@ -35,30 +35,10 @@ LARGE=4          # the larger input is the dump this many times over
 top=$(cd "$1" && pwd) || exit 2
 backup=$top/chom-backup/chom-backup
 [ -x "$backup" ] || die "$backup is missing: run make first"
-for t in pigz age restic python3 gunzip zstd cmp; do
-	command -v "$t" >/dev/null || die "$t is missing: run scripts/install-deps"
-done
-[ -x /usr/bin/time ] || die "/usr/bin/time is missing: run scripts/install-deps"
-runs=${BENCH_RUNS:-3}
-size_mb=${BENCH_MB:-1024}
-[[ $runs =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer"
-[[ $size_mb =~ ^[1-9][0-9]*$ ]] || die "BENCH_MB must be a positive integer"
-dir=${BENCH_DIR:-/var/tmp/chom-bench}
-mkdir -p "$dir" || die "cannot create $dir"
-dir=$(cd "$dir" && pwd)
-
+bench_need pigz age restic python3 gunzip zstd cmp
 # Room: the dump when it is not there yet, and the largest output, that of
 # the 4x input (about 4/3 of the dump), with some to spare.
-bench_dump -n "$dir" "$size_mb"
-avail=$(df -Pk "$dir" | awk 'NR == 2 { print $4 }')
-need=$((size_mb * 1024 * 2 + 524288 + dump_kib))
-if [ "$avail" -lt "$need" ]; then
-	echo "bench: backup: skipped: $((avail / 1024)) MiB free on $dir, about $((need / 1024)) MiB needed"
-	exit 0
-fi
-
-bench_dump "$dir" "$size_mb"
-bytes=$(stat -c %s "$sql")
+bench_dump_setup backup 2
 
 work=$(mktemp -d "$dir/backup.XXXXXX")
 cleanup() { rm -rf "$work"; }

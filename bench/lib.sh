@@ -190,6 +190,44 @@ PY
 }
 
 # mbs BYTES MICROSECONDS: throughput in MB/s (10^6 bytes).
+# bench_need TOOL...: dies naming the first of the commands, or
+# /usr/bin/time, that is not installed.
+bench_need() {
+	local t
+	for t in "$@"; do
+		command -v "$t" >/dev/null || die "$t is missing: run scripts/install-deps"
+	done
+	[ -x /usr/bin/time ] || die "/usr/bin/time is missing: run scripts/install-deps"
+}
+
+# bench_dump_setup NAME FACTOR: for the benches of the generated dump.
+# Sets $runs (BENCH_RUNS, default 3), $size_mb (BENCH_MB, default 1024)
+# and $dir (BENCH_DIR, default /var/tmp/chom-bench, made if missing); then
+# exits 0 with a "skipped" line unless $dir has room for the dump when it is
+# not there yet, FACTOR times its size for what the bench writes, and
+# 512 MiB to spare;
+# then makes the dump (bench_dump: call this before setting an EXIT trap)
+# and sets $bytes to its size.
+bench_dump_setup() {
+	local name=$1 factor=$2 avail need
+	runs=${BENCH_RUNS:-3}
+	size_mb=${BENCH_MB:-1024}
+	[[ $runs =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer"
+	[[ $size_mb =~ ^[1-9][0-9]*$ ]] || die "BENCH_MB must be a positive integer"
+	dir=${BENCH_DIR:-/var/tmp/chom-bench}
+	mkdir -p "$dir" || die "cannot create $dir"
+	dir=$(cd "$dir" && pwd)
+	bench_dump -n "$dir" "$size_mb"
+	avail=$(df -Pk "$dir" | awk 'NR == 2 { print $4 }')
+	need=$((size_mb * 1024 * factor + 524288 + dump_kib))
+	if [ "$avail" -lt "$need" ]; then
+		echo "bench: $name: skipped: $((avail / 1024)) MiB free on $dir, about $((need / 1024)) MiB needed"
+		exit 0
+	fi
+	bench_dump "$dir" "$size_mb"
+	bytes=$(stat -c %s "$sql")
+}
+
 mbs() { awk -v b="$1" -v u="$2" 'BEGIN { printf "%.1f", b / u }'; }
 # mib KIB: MiB with 1 decimal.
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }

@@ -38,31 +38,11 @@ restore=$top/chom-restore/chom-restore
 for b in "$backup" "$restore"; do
 	[ -x "$b" ] || die "$b is missing: run make first"
 done
-for t in age gzip zstd restic cmp; do
-	command -v "$t" >/dev/null || die "$t is missing: run scripts/install-deps"
-done
-[ -x /usr/bin/time ] || die "/usr/bin/time is missing: run scripts/install-deps"
-runs=${BENCH_RUNS:-3}
-size_mb=${BENCH_MB:-1024}
-[[ $runs =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer"
-[[ $size_mb =~ ^[1-9][0-9]*$ ]] || die "BENCH_MB must be a positive integer"
-dir=${BENCH_DIR:-/var/tmp/chom-bench}
-mkdir -p "$dir" || die "cannot create $dir"
-dir=$(cd "$dir" && pwd)
-
+bench_need age gzip zstd restic cmp
 # Room: the dump when it is not there yet, the two points and the restic
 # repository (about a third of the dump each), the --spool-dir spool (the
 # dump and 64 MiB), with some to spare.
-bench_dump -n "$dir" "$size_mb"
-avail=$(df -Pk "$dir" | awk 'NR == 2 { print $4 }')
-need=$((size_mb * 1024 * 2 + 524288 + dump_kib))
-if [ "$avail" -lt "$need" ]; then
-	echo "bench: restore: skipped: $((avail / 1024)) MiB free on $dir, about $((need / 1024)) MiB needed"
-	exit 0
-fi
-
-bench_dump "$dir" "$size_mb"
-bytes=$(stat -c %s "$sql")
+bench_dump_setup restore 2
 
 # default_spool: sets $spool to where chom-restore --db puts the spool of
 # the dump without --spool-dir, found as it does (spool_for in

@@ -34,32 +34,11 @@ BUCKET=bench
 top=$(cd "$1" && pwd) || exit 2
 backup=$top/chom-backup/chom-backup
 [ -x "$backup" ] || die "$backup is missing: run make first"
-for t in pigz age python3 gunzip cmp node curl; do
-	command -v "$t" >/dev/null || die "$t is missing: run scripts/install-deps"
-done
-[ -x /usr/bin/time ] || die "/usr/bin/time is missing: run scripts/install-deps"
-runs=${BENCH_RUNS:-3}
-size_mb=${BENCH_MB:-1024}
-[[ $runs =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer"
-[[ $size_mb =~ ^[1-9][0-9]*$ ]] || die "BENCH_MB must be a positive integer"
-dir=${BENCH_DIR:-/var/tmp/chom-bench}
-mkdir -p "$dir" || die "cannot create $dir"
-dir=$(cd "$dir" && pwd)
-
+bench_need pigz age python3 gunzip cmp node curl
 # Room: the dump when it is not there yet, and what the S3 server holds at
 # most, one object (about a third of the dump) with its upload parts
 # until they are assembled, with some to spare.
-bench_dump -n "$dir" "$size_mb"
-avail=$(df -Pk "$dir" | awk 'NR == 2 { print $4 }')
-need=$((size_mb * 1024 + 524288 + dump_kib))
-if [ "$avail" -lt "$need" ]; then
-	echo "bench: s3: skipped: $((avail / 1024)) MiB free on $dir, about $((need / 1024)) MiB needed"
-	exit 0
-fi
-
-# bench_dump uses the EXIT trap: before harness.sh sets its own.
-bench_dump "$dir" "$size_mb"
-bytes=$(stat -c %s "$sql")
+bench_dump_setup s3 1
 
 # The S3 server of the tests. harness.sh makes $T in $TMPDIR (here, on the
 # bench's filesystem), removes it at exit after the at_exit commands (the
