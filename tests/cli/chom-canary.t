@@ -142,15 +142,6 @@ canary_only() {
 	got=$(front_wait_only canary)
 	ok "$1: requests through nginx all reach the canary ($got)" test $? -eq 0
 }
-# wait_for SECONDS CMD...: true once CMD is.
-wait_for() {
-	local end=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ "$SECONDS" -ge "$end" ] && return 1
-		sleep 0.1
-	done
-}
 # bg NAME CMD...: CMD in the background, its output in $T/NAME.{out,err};
 # sets BG (its pid).
 bg() {

@@ -42,16 +42,6 @@ sha() { sha256sum "$1" | cut -d' ' -f1; }
 valid_utf8() { printf '%s' "$1" | iconv -f UTF-8 -t UTF-8 >/dev/null 2>&1; }
 lines() { printf '%s' "$1" | grep -c ''; }
 
-# wait_for SECONDS CMD...: polls CMD every 20 ms until it succeeds.
-wait_for() {
-	local n=$(($1 * 50))
-	shift
-	while ((n-- > 0)); do
-		"$@" && return 0
-		sleep 0.02
-	done
-	return 1
-}
 # alive PID: running (a zombie, ended but not yet waited for, is not).
 alive() { kill -0 "$1" 2>/dev/null && [ "$(ps -o stat= -p "$1" | cut -c1)" != Z ]; }
 # reap PID: waits up to 10 s for it to end, then kills it; RC is its status.

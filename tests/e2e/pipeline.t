@@ -55,15 +55,6 @@ num_ok() {
 		diag "false: $2"
 	fi
 }
-# wait_for SECONDS CMD...: true once CMD is.
-wait_for() {
-	local end=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ "$SECONDS" -ge "$end" ] && return 1
-		sleep 0.1
-	done
-}
 # get URL: the body, then a tab and the status.
 get() { curl -s -m 10 -w '\t%{http_code}' "$1" 2>&1 | tr -d '\n'; }
 # sql ARG...: the mariadb client as root, bounded.

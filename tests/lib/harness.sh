@@ -86,6 +86,18 @@ exits() {
 skip() { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $1 # SKIP $2"; }
 done_testing() { echo "1..$_tap_n"; [ "$_tap_fail" -eq 0 ]; }
 
+# wait_for SECONDS CMD...: polls CMD every 20 ms until it succeeds, for
+# at most SECONDS (a whole number); false if it never did.
+wait_for() {
+	local n=$(($1 * 50))
+	shift
+	while ((n-- > 0)); do
+		"$@" && return 0
+		sleep 0.02
+	done
+	return 1
+}
+
 # free_port: a TCP port on 127.0.0.1 that nothing listens on.
 free_port() {
 	local p

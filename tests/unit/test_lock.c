@@ -31,15 +31,6 @@ struct report {
 	char msg[1024];
 };
 
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static int
 setup(void **state)
 {
@@ -100,9 +91,9 @@ try_in_child(const char *path, double wait_s, int inherited, int ready, int out)
 			close(inherited);
 		if (ready >= 0 && write(ready, "r", 1) != 1)
 			_exit(2);
-		t0 = now();
+		t0 = tu_now();
 		r.rc = chom_lock_acquire(&l, path, wait_s, &e);
-		r.elapsed = now() - t0;
+		r.elapsed = tu_now() - t0;
 		r.code = e.code;
 		snprintf(r.msg, sizeof(r.msg), "%s", e.msg);
 		if (r.rc == 0) {

@@ -92,15 +92,6 @@ on_line(void *ctx, const char *line)
 	l->n++;
 }
 
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Runs cmd into a fresh mem sink; the results in the out-parameters. */
 static int
 run(const char *cmd, struct mem *m, struct lines *l, int *status,
@@ -290,14 +281,14 @@ test_failing_sink_kills_command(void **state)
 	memset(&l, 0, sizeof(l));
 	m.fail_after = 100000;
 	alarm(30); /* a hang fails the test instead of the whole run */
-	t0 = now();
+	t0 = tu_now();
 	rc = chom_run_to_sink("yes chom", &m.s, on_line, &l, &status, &bytes,
 			      NULL, &e);
 	alarm(0);
 	assert_int_equal(rc, -1);
 	assert_int_equal(e.code, CHOM_EXIT_FAIL);
 	assert_string_equal(e.msg, "mem: disk full");
-	assert_true(now() - t0 < 10);
+	assert_true(tu_now() - t0 < 10);
 	/* It did not finish by itself: it was stopped by a signal. */
 	assert_true(status > 128);
 	assert_true(m.len <= 100000);
@@ -391,13 +382,13 @@ test_stop_flag(void **state)
 	mem_init(&m);
 	memset(&l, 0, sizeof(l));
 	alarm(30);
-	t0 = now();
+	t0 = tu_now();
 	rc = chom_run_to_sink("exec sleep 20", &m.s, on_line, &l, &status,
 			      &bytes, &stop, &e);
 	alarm(0);
 	assert_int_equal(rc, -1);
 	assert_int_equal(e.code, 128 + SIGTERM);
-	assert_true(now() - t0 < 10);
+	assert_true(tu_now() - t0 < 10);
 	mem_done(&m);
 }
 

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "testutil.h"
 
 #include "exitcode.h"
@@ -490,10 +491,7 @@ tu_sh(const char *fmt, ...)
 double
 tu_now(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return chom_mono();
 }
 
 void
