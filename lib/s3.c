@@ -244,6 +244,9 @@ on_body(char *p, size_t size, size_t n, void *ud)
 	long status = 0;
 
 	curl_easy_getinfo(r->c, CURLINFO_RESPONSE_CODE, &status);
+	/* A 206 answers the Range from the byte asked: nothing to skip. */
+	if (status == 206)
+		r->skip = 0;
 	if (r->sink && status >= 200 && status < 300) {
 		cut = r->skip < len ? (size_t)r->skip : len;
 		r->skip -= cut;
@@ -486,9 +489,6 @@ attempt(struct chom_s3 *s, CURL *c, const struct rq *q, const char *hash,
 	*cerr = '\0';
 	cc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-	/* A 206 answers the Range: nothing to skip. */
-	if (r->status == 206)
-		r->skip = 0;
 	if (cc != CURLE_OK) {
 		if (!*cerr)
 			snprintf(cerr, CURL_ERROR_SIZE, "%s",

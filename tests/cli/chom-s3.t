@@ -8,7 +8,9 @@
 # downloads what chom wrote, and chom-restore restores a point put by hand
 # with `aws s3 cp`; every request of chom's verified by the checker, and
 # wrong credentials, an unknown key, a missing bucket refused with S3's
-# error; 503 bursts, resets and 500s retried; s3rver killed mid-upload and
+# error; 503 bursts, resets and 500s retried; a download cut midway
+# resumed with a Range request; a host of more than one listing page
+# (--list, latest, --prune); s3rver killed mid-upload and
 # restarted (the backup completes), killed for good (exit 1, the upload
 # aborted, nothing left); --prune (the manifest deleted first); SIGTERM;
 # the local lock; --storage-class; a session token; credentials from a
@@ -433,6 +435,18 @@ s3_fault kind=reset n=1 "match=^GET /bkt/$PFX/burst/$BP/db\.sql\.gz\.age"
 run chom-restore --from "$U" --host burst -i "$KEY" --verify
 exits 0 "a GET reset during --verify: retried, exit 0"
 is "$(count "GET /bkt/$PFX/burst/$BP/db\.sql\.gz\.age 0 fault reset")" 1 "... the GET was reset once"
+# A download cut after 5,000,000 bytes of its answer: resumed from there.
+n0=$(count "GET /bkt/$PFX/burst2/$B2/db\.sql\.gz\.age [0-9]+ ")
+s3_fault kind=cut bytes=5000000 n=1 "match=^GET /bkt/$PFX/burst2/$B2/db\.sql\.gz\.age"
+run chom-restore --from "$U" --host burst2 -i "$KEY" --db --db-cmd "cat > '$T/db-b2.sql'"
+exits 0 "a GET cut after 5,000,000 bytes of a 20 MB part: exit 0"
+ok "... the dump back (cmp)" cmp -s "$BIG" "$T/db-b2.sql"
+rm -f "$T/db-b2.sql"
+is "$(count "GET /bkt/$PFX/burst2/$B2/db\.sql\.gz\.age 200 fault cut after 5000000 bytes of the answer")" 1 \
+	"... the GET was cut once"
+is "$(count "GET /bkt/$PFX/burst2/$B2/db\.sql\.gz\.age 206 ok .* range=bytes=5000000-$")" 1 \
+	"... and resumed with Range: bytes=5000000-, answered 206"
+is "$(($(count "GET /bkt/$PFX/burst2/$B2/db\.sql\.gz\.age [0-9]+ ") - n0))" 2 "... two GETs of the part, no more"
 
 # --- s3rver killed mid-upload, restarted within the retry window ------------------
 s3_fault kind=delay ms=500 "match=^PUT /bkt/$PFX/revive/.*partNumber=2&"
@@ -488,6 +502,55 @@ is "$TK" "" "SIGTERM: no part object left"
 run chom-restore --from "$U" --host term --list --all
 exits 1 "SIGTERM: chom-restore --list --all: exit 1"
 like "$ERR" "no backup point of host term" "SIGTERM: ... no point at all, not even an incomplete one"
+
+# --- a host of more than one listing page ---------------------------------------
+# 520 points of two objects each, put with awscli (1,040 keys: S3 lists
+# 1,000 a page), then one backed up by chom, the newest: it is on the second
+# page, so --list, latest and --prune are right only if chom follows the
+# continuation token.
+mkdir -p "$T/pg-src" "$T/many"
+run chom-backup --to "file://$T/pg-src" --host pg -r "$R" --db --db-cmd "cat '$SMALL'"
+exits 0 "pages: a point to copy (file://)"
+PG0=$OUT
+python3 - "$T/pg-src/pg/$PG0" "$T/many" <<'PY'
+import datetime, json, os, shutil, sys
+src, dst = sys.argv[1], sys.argv[2]
+m = json.load(open(os.path.join(src, "manifest.json")))
+t0 = datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc)
+for i in range(520):
+    pid = (t0 + datetime.timedelta(hours=i)).strftime("%Y%m%dT%H%M%SZ")
+    os.mkdir(os.path.join(dst, pid))
+    shutil.copy(os.path.join(src, "db.sql.gz.age"), os.path.join(dst, pid))
+    m["point"] = pid
+    json.dump(m, open(os.path.join(dst, pid, "manifest.json"), "w"), indent=2)
+PY
+run s3_aws s3 cp --quiet --recursive "$T/many/" "$U/pg/"
+exits 0 "pages: awscli puts 520 points (1,040 objects)"
+printf -- '-- the newest point of pg\n' >"$T/pg.sql"
+run chom-backup --to "$U" --host pg -r "$R" --db --db-cmd "cat '$T/pg.sql'"
+exits 0 "pages: chom-backup adds the newest point, the 1,041st and 1,042nd keys"
+PGN=$OUT
+n0=$(count "GET /bkt/?\?list-type=2&prefix=[^&]*%2Fpg%2F&continuation-token=.* 200 ok")
+run chom-restore --from "$U" --host pg --list
+exits 0 "pages: --list: exit 0"
+is "$(printf '%s\n' "$OUT" | sed 1d | wc -l)" 521 "pages: --list shows all 521 points"
+like "$(printf '%s\n' "$OUT" | sed -n 2p)" "^$PGN " "pages: ... the newest first (from the second page)"
+like "$(printf '%s\n' "$OUT" | tail -n 1)" "^20200101T000000Z  2020-01-01 00:00:00  db " "pages: ... the oldest last"
+ok "pages: chom asked for the second page with the continuation token" \
+	test "$(count "GET /bkt/?\?list-type=2&prefix=[^&]*%2Fpg%2F&continuation-token=.* 200 ok")" -gt "$n0"
+run chom-restore --from "$U" --host pg -i "$KEY" --db latest --db-cmd "cat > '$T/pg.back'"
+exits 0 "pages: --db latest: exit 0"
+is "$OUT" "$PGN" "pages: ... latest is the point on the second page"
+ok "pages: ... its dump back (cmp)" cmp -s "$T/pg.sql" "$T/pg.back"
+# Were the second page not read, the 500 points of the first would all be
+# kept, and nothing removed.
+run chom-backup --to "$U" --host pg --prune --keep-last 515
+exits 0 "pages: --prune --keep-last 515: exit 0"
+is "$(printf '%s\n' "$OUT" | awk '{print $2}' | LC_ALL=C sort | tr '\n' ' ')" \
+	"20200101T000000Z 20200101T010000Z 20200101T020000Z 20200101T030000Z 20200101T040000Z 20200101T050000Z " \
+	"pages: ... the six oldest points removed"
+is "$(keys "$U/pg/" | wc -l)" 1030 "pages: ... 515 points of two objects left (aws s3 ls)"
+rm -rf "$T/many" "$T/pg-src"
 
 # --- --prune -----------------------------------------------------------------------------
 # Three points a second apart, and by hand (curl's signer): an old complete

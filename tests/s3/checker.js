@@ -37,7 +37,9 @@
 //        [&status=S&code=C][&bytes=B][&ms=MS]
 //        reset: the connection is closed at once, no answer;
 //        cut: B bytes of the body reach s3rver, then both connections
-//        are closed (an upload cut midway); delay: MS milliseconds before
+//        are closed (an upload cut midway); on a request without a body
+//        (GET), B bytes of the answer's body reach the client, then the
+//        connection is closed (a download cut midway); delay: MS milliseconds before
 //        the request is passed on
 //   POST /clear   drops the faults not yet used
 //   GET /stats    counters as JSON
@@ -47,8 +49,9 @@
 //
 // One line per request on stdout: time, request number, method and URL,
 // status (0: the connection was closed without an answer), error code or
-// "ok", x-amz-content-sha256 (shortened) and the other body checksums the
-// request came with ("sums=md5,crc32"); a signature mismatch is followed
+// "ok", x-amz-content-sha256 (shortened), the other body checksums the
+// request came with ("sums=md5,crc32") and its Range header
+// ("range=bytes=100-"); a signature mismatch is followed
 // by the canonical request and string to sign computed here, indented. A
 // fault is logged when it starts ("C000012 PUT /b/k?... fault delay").
 
@@ -659,10 +662,33 @@ function forward(req, res, id, body, checker, fault, done) {
 		finished = true;
 		done(status, what);
 	};
+	// A cut of a request without a body (GET) cuts the answer instead.
+	const cutAnswer = fault && fault.kind === 'cut' && !hasBody(req);
 	up.on('response', ur => {
 		const h = {};
 		for (const [k, v] of Object.entries(ur.headers)) if (!HOP.has(k)) h[k] = v;
 		res.writeHead(ur.statusCode, h);
+		if (cutAnswer) {
+			// B bytes of the answer's body, written out, then the
+			// connection closed: the client sees a short body.
+			let left = fault.bytes;
+			ur.on('data', chunk => {
+				if (left <= 0) return;
+				const piece = chunk.length > left ? chunk.subarray(0, left) : chunk;
+				left -= piece.length;
+				const last = left <= 0;
+				res.write(piece, () => {
+					if (!last) return;
+					ur.destroy();
+					res.socket.destroy();
+					finish(ur.statusCode, `fault cut after ${fault.bytes} bytes of the answer`);
+				});
+			});
+			ur.on('end', () => {
+				if (left > 0) res.end(() => finish(ur.statusCode, 'ok, shorter than the cut'));
+			});
+			return;
+		}
 		pipeline(ur, res, err => {
 			if (err) res.destroy();
 			finish(ur.statusCode, err ? 'ok, answer cut: ' + err.message : 'ok');
@@ -682,7 +708,7 @@ function forward(req, res, id, body, checker, fault, done) {
 	}
 	if (res.expectContinue) res.writeContinue();
 	const stages = [req, checker];
-	if (fault && fault.kind === 'cut') {
+	if (fault && fault.kind === 'cut' && !cutAnswer) {
 		let left = fault.bytes;
 		stages.push(new Transform({
 			transform(chunk, enc, cb) {
@@ -711,6 +737,11 @@ function forward(req, res, id, body, checker, fault, done) {
 			finish(0, `request body: ${err.code || err.message}`);
 		}
 	});
+}
+
+// Whether REQ comes with a body to pass on.
+function hasBody(req) {
+	return Number(req.headers['content-length'] || 0) > 0 || !!req.headers['transfer-encoding'];
 }
 
 function readBody(req, res, limit) {
@@ -751,7 +782,8 @@ async function handle(req, res) {
 		.filter(h => h === 'content-md5' || (h.startsWith('x-amz-checksum-') && HASHERS[h]))
 		.map(h => h.replace(/^x-amz-checksum-|^content-/, '')).join(',');
 	const done = (status, what) => {
-		log(`${id} ${line} ${status} ${what} sha256=${sha}${sums ? ' sums=' + sums : ''}`);
+		log(`${id} ${line} ${status} ${what} sha256=${sha}${sums ? ' sums=' + sums : ''}` +
+			(req.headers.range ? ` range=${req.headers.range}` : ''));
 		for (const d of diag) process.stdout.write(`    ${d}\n`);
 	};
 	req.on('error', () => { /* handled where the body is read */ });
