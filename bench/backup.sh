@@ -224,9 +224,9 @@ for v in ${rss_of[a]} ${rss_of[b]} "${lrss[a]}" "${lrss[b]}"; do
 done
 echo "targets:"
 printf '  chom-backup gzip / pigz -6 | age throughput:  %sx (target >= %sx %s; by CPU time %sx)\n' \
-    "$ga" "$MIN_GZIP" "$(met "$ga >= $MIN_GZIP")" "$(ratio "${mcpu[c]}" "${mcpu[a]}")"
+    "$ga" "$MIN_GZIP" "$(met "${mus[c]} >= $MIN_GZIP * ${mus[a]}")" "$(ratio "${mcpu[c]}" "${mcpu[a]}")"
 printf '  chom-backup zstd / restic throughput:         %sx (target >= %sx %s; by CPU time %sx)\n' \
-    "$zb" "$MIN_ZSTD" "$(met "$zb >= $MIN_ZSTD")" "$(ratio "${mcpu[d]}" "${mcpu[b]}")"
+    "$zb" "$MIN_ZSTD" "$(met "${mus[d]} >= $MIN_ZSTD * ${mus[b]}")" "$(ratio "${mcpu[d]}" "${mcpu[b]}")"
 printf '  chom-backup peak RSS, any run:                %s MiB (gzip median %s, zstd median %s; target <= %s MiB %s)\n' \
     "$(mib "$peak")" "$(mib "${mrss[a]}")" "$(mib "${mrss[b]}")" "$MAX_RSS_MIB" \
     "$(met "$peak <= $MAX_RSS_MIB * 1024")"

@@ -11,8 +11,9 @@ median() {
 		END { if (NR % 2) print v[(NR + 1) / 2];
 		      else printf "%d\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
-# ratio A B: A / B with 2 decimals.
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+# ratio A B: A / B with 3 decimals (verdicts compare the numbers
+# themselves, not this rounding of them).
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a / b }'; }
 # timed CMD...: runs CMD with its output in $work/out and $work/err; sets
 # $us to the wall-clock time in microseconds. A failure ends the bench.
 timed() {

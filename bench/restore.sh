@@ -294,6 +294,6 @@ printf '  for information: --stream gzip %sx, zstd %sx; --no-spool gzip %sx, zst
     "$(ratio "${mus[c]}" "${mus[f]}")" "$(ratio "${mus[d]}" "${mus[g]}")" \
     "$(ratio "${mus[c]}" "${mus[h]}")" "$(ratio "${mus[d]}" "${mus[i]}")"
 printf 'target >= %sx the age pipeline in both compressions, verify-first (the default spool, %s): %s\n' \
-    "$MIN_AGE" "$start_spool" "$(met "$ga >= $MIN_AGE && $zb >= $MIN_AGE")"
+    "$MIN_AGE" "$start_spool" "$(met "${mus[c]} >= $MIN_AGE * ${mus[a]} && ${mus[d]} >= $MIN_AGE * ${mus[b]}")"
 printf '(timed part of the bench: %s s; load average at the end: %s)\n' \
     "$(us2s $((${t_end/./} - ${t_start/./})))" "$(cut -d' ' -f1 /proc/loadavg)"

@@ -357,8 +357,8 @@ for ((i = 1; i <= runs; i++)); do
 done
 cm=$(median "${chom_us[@]}")
 bm=$(median "${base_us[@]}")
-ratio=$(awk -v c="$cm" -v b="$bm" 'BEGIN { printf "%.2f", c / b }')
-verdict=$(awk -v r="$ratio" 'BEGIN { print (r <= 1.0) ? "target <= 1.0x met" : "target <= 1.0x NOT met" }')
+ratio=$(ratio "$cm" "$bm")
+verdict=$(awk -v c="$cm" -v b="$bm" 'BEGIN { print (c <= b) ? "target <= 1.0x met" : "target <= 1.0x NOT met" }')
 printf 'stage: chom median %s s, sha256sum+tar median %s s, ratio %sx (%s)\n' \
     "$(us2s "$cm")" "$(us2s "$bm")" "$ratio" "$verdict"
 echo
