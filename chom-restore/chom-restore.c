@@ -355,19 +355,40 @@ load_manifest(struct chom_store *s, const char *host, const char *id,
 	return 0;
 }
 
-/* No point for host: say which hosts the target has. */
+/*
+ * No complete point for host: if it has incomplete ones, say how many and
+ * the newest; if it has none at all, say which hosts the target has.
+ */
 static int
 no_points(struct chom_store *s, const struct opts *o)
 {
+	struct chom_point *p;
 	char **hosts, list[512] = "";
-	size_t n, i, len = 0;
+	size_t n, i, incomplete = 0, len = 0;
 	struct chom_err e;
 
+	if (chom_store_list(s, o->host, &p, &n, &e) == 0) {
+		const char *newest = NULL;
+
+		for (i = 0; i < n; i++)
+			if (!p[i].complete && !incomplete++)
+				newest = p[i].id;
+		if (incomplete)
+			chom_error("no complete backup point of host %s in %s: "
+				   "only %zu incomplete one%s (no manifest), "
+				   "the newest %s; see --list --all",
+				   o->host, o->from, incomplete,
+				   incomplete == 1 ? "" : "s", newest);
+		free(p);
+		if (incomplete)
+			return CHOM_EXIT_FAIL;
+	}
 	if (chom_store_hosts(s, &hosts, &n, &e) == 0) {
 		for (i = 0; i < n && len < sizeof(list); i++)
-			len +=
-			    (size_t)snprintf(list + len, sizeof(list) - len,
-					     "%s%s", i ? ", " : "", hosts[i]);
+			if (strcmp(hosts[i], o->host))
+				len += (size_t)snprintf(
+				    list + len, sizeof(list) - len, "%s%s",
+				    len ? ", " : "", hosts[i]);
 		chom_store_hosts_free(hosts, n);
 	}
 	if (*list)
@@ -389,7 +410,11 @@ do_list(struct chom_store *s, const struct opts *o)
 
 	if (chom_store_list(s, o->host, &p, &n, &e) < 0)
 		return chom_report(&e);
-	if (!n) {
+	for (i = 0; i < n && !p[i].complete; i++)
+		;
+	/* None, or only incomplete ones and no --all: an empty table would
+	 * hide them. */
+	if (i == n && !(n && o->all)) {
 		free(p);
 		return no_points(s, o);
 	}
@@ -515,8 +540,8 @@ static int
 check_keys(const struct chom_age_keys *k, const struct chom_manifest_part *p,
 	   const char *point, struct chom_err *e)
 {
-	char key[CHOM_AGE_RECIPIENT_SIZE], list[400] = "";
-	size_t i, j, len = 0;
+	char key[CHOM_AGE_RECIPIENT_SIZE], list[400] = "", given[400] = "";
+	size_t i, j, len = 0, glen = 0;
 
 	if (!p->encrypted)
 		return 0;
@@ -534,10 +559,15 @@ check_keys(const struct chom_age_keys *k, const struct chom_manifest_part *p,
 	for (j = 0; j < p->nrecipients && len < sizeof(list); j++)
 		len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s",
 					j ? ", " : "", p->recipients[j]);
+	for (i = 0; i < chom_age_keys_describe(k, i, key, sizeof(key)) &&
+		    glen < sizeof(given);
+	     i++)
+		glen += (size_t)snprintf(given + glen, sizeof(given) - glen,
+					 "%s%s", i ? ", " : "", key);
 	return chom_err_set(e, CHOM_EXIT_FAIL,
 			    "point %s: no identity given matches: its parts "
-			    "are encrypted to %s",
-			    point, list);
+			    "are encrypted to %s; given: %s",
+			    point, list, given);
 }
 
 static int

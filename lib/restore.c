@@ -39,11 +39,70 @@ head_write(struct chom_sink *s, const void *buf, size_t len, struct chom_err *e)
 {
 	struct head *h = (struct head *)s;
 
+	/* A store that sends more than the manifest lists is cut off at
+	 * once, not read to its end. */
+	if (len > h->p->size - h->n)
+		return chom_err_set(e, CHOM_EXIT_FAIL,
+				    "more than the %llu bytes the manifest "
+				    "lists: stopped reading",
+				    h->p->size);
 	chom_sha256_update(h->h, buf, len);
 	h->n += len;
 	if (h->o->progress)
 		h->o->progress(h->o->ctx, h->p->name, h->n, h->p->size);
 	return chom_sink_write(h->next, buf, len, e);
+}
+
+/* Passes everything on, noting whether a stage after it failed: two of
+ * them around the decompressor tell its own errors from those it passes
+ * on. */
+struct watch {
+	struct chom_sink s;
+	struct chom_sink *next;
+	int *failed;
+};
+
+static int
+watch_write(struct chom_sink *s, const void *buf, size_t len,
+	    struct chom_err *e)
+{
+	struct watch *w = (struct watch *)s;
+
+	if (chom_sink_write(w->next, buf, len, e) < 0)
+		return *w->failed = 1, -1;
+	return 0;
+}
+
+static int
+watch_close(struct chom_sink *s, struct chom_err *e)
+{
+	struct watch *w = (struct watch *)s;
+
+	if (chom_sink_close(w->next, e) < 0)
+		return *w->failed = 1, -1;
+	return 0;
+}
+
+static void
+watch_free(struct chom_sink *s)
+{
+	chom_sink_free(((struct watch *)s)->next);
+	free(s);
+}
+
+static struct chom_sink *
+watch_new(struct chom_sink *next, int *failed, struct chom_err *e)
+{
+	struct watch *w = calloc(1, sizeof(*w));
+
+	if (!w) {
+		chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
+		return NULL;
+	}
+	w->s = (struct chom_sink){ watch_write, watch_close, watch_free };
+	w->next = next;
+	w->failed = failed;
+	return &w->s;
 }
 
 /* e's message, prefixed with the part's name. */
@@ -63,6 +122,7 @@ chom_restore_part(const struct chom_restore_opts *o,
 		  struct chom_err *e)
 {
 	unsigned long long plain = 0;
+	int before = 0, after = 0; /* the decompressor failed, what follows */
 	char hex[CHOM_SHA256_HEXLEN + 1];
 	struct head head = { .o = o, .p = p };
 	struct chom_sink *s = out, *n;
@@ -75,14 +135,26 @@ chom_restore_part(const struct chom_restore_opts *o,
 				    "--passphrase-file",
 				    p->name);
 	}
-	/* Built back to front: each stage owns the next. */
-	if (!(n = chom_sink_measure_new(s, NULL, &plain, e)))
+	/* Built back to front: each stage owns the next. The plaintext
+	 * stops at the manifest's size, before a spool or a directory can
+	 * fill with what a forged manifest or a decompression bomb gives. */
+	if (!(n = chom_sink_limit_new(s, NULL, &plain, p->plain,
+				      "of plaintext, the size the manifest "
+				      "lists (a decompression bomb or a forged "
+				      "manifest)",
+				      e)))
 		goto fail;
 	s = n;
 	if (p->compress != CHOM_PART_NONE) {
+		if (!(n = watch_new(s, &after, e)))
+			goto fail;
+		s = n;
 		n = p->compress == CHOM_PART_GZIP ? chom_gunzip_new(s, e)
 						  : chom_unzstd_new(s, e);
 		if (!n)
+			goto fail;
+		s = n;
+		if (!(n = watch_new(s, &before, e)))
 			goto fail;
 		s = n;
 	}
@@ -132,6 +204,12 @@ chom_restore_part(const struct chom_restore_opts *o,
 fail:
 	chom_sha256_free(head.h);
 	chom_sink_free(s);
+	if (rc < 0 && before && !after && e->code == CHOM_EXIT_FAIL) {
+		char msg[sizeof(e->msg)];
+
+		snprintf(msg, sizeof(msg), "%s", e->msg);
+		chom_err_set(e, CHOM_EXIT_FAIL, "decompression error: %s", msg);
+	}
 	if (rc < 0 && o->progress)
 		o->progress(o->ctx, NULL, 0, 0);
 	/* Usage errors (no key given) and signals keep their own words. */
@@ -333,6 +411,30 @@ drain(int fd)
 		;
 }
 
+/* Removes, deepest first, the directories of dir that make_target made. */
+static void
+unmake_target(const char *dir, size_t made)
+{
+	char buf[PATH_MAX];
+	size_t len;
+
+	if (!made || strlen(dir) >= sizeof(buf))
+		return;
+	len = strlen(dir);
+	memcpy(buf, dir, len + 1);
+	while (len > 1 && buf[len - 1] == '/')
+		len--;
+	while (len >= made) {
+		buf[len] = '\0';
+		if (rmdir(buf) < 0)
+			return;
+		while (len > 0 && buf[len - 1] != '/')
+			len--;
+		while (len > 0 && buf[len - 1] == '/')
+			len--;
+	}
+}
+
 /* Whether dir is missing (0), an empty directory (1), or neither (-1). */
 static int
 empty_dir(const char *dir, struct chom_err *e)
@@ -353,6 +455,48 @@ empty_dir(const char *dir, struct chom_err *e)
 		}
 	closedir(dp);
 	return 1;
+}
+
+/*
+ * Makes dir and those of its parents that are missing, one by one, so as
+ * to know which this run made: *made is the length of the path of the
+ * first one made (every deeper one was made too), 0 if none was.
+ */
+static int
+make_target(const char *dir, size_t *made, struct chom_err *e)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(dir), i;
+	struct stat st;
+
+	*made = 0;
+	if (len >= sizeof(buf))
+		return chom_err_set(e, CHOM_EXIT_USAGE,
+				    "--target %s: path too long", dir);
+	memcpy(buf, dir, len + 1);
+	while (len > 1 && buf[len - 1] == '/')
+		buf[--len] = '\0';
+	for (i = 1; i <= len; i++) {
+		if ((i < len && buf[i] != '/') || buf[i - 1] == '/')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, 0755) == 0) {
+			if (!*made)
+				*made = i;
+		} else if (errno != EEXIST || stat(buf, &st) < 0 ||
+			   !S_ISDIR(st.st_mode)) {
+			if (errno == EEXIST)
+				errno = ENOTDIR;
+			chom_err_sys(e, CHOM_EXIT_FAIL, "create %s", buf);
+			if (i < len)
+				buf[i] = '/';
+			unmake_target(buf, *made);
+			return -1;
+		}
+		if (i < len)
+			buf[i] = '/';
+	}
+	return 0;
 }
 
 /* Moves every entry of tmp up into dir, which holds nothing else. */
@@ -390,20 +534,21 @@ chom_restore_tree(const struct chom_restore_opts *o,
 	struct chom_extract_stats st = { 0 };
 	struct chom_err xe = { 0 }, ignore;
 	char tmp[PATH_MAX];
-	int pfd[2], made, xrc, rc = -1, dfd;
+	size_t made = 0;
+	int pfd[2], xrc, rc = -1, dfd, there;
 
 	*entries = 0;
-	if ((made = empty_dir(dir, e)) < 0)
+	if ((there = empty_dir(dir, e)) < 0)
 		return -1;
-	made = !made;
-	if (made && chom_mkdir_p(dir, 0755, e) < 0)
+	if (!there && make_target(dir, &made, e) < 0)
 		return -1;
 	if (chom_path(tmp, sizeof(tmp), e, "%s/.chom-restore-%ld", dir,
-		      (long)getpid()) < 0)
-		goto out;
-	if (mkdir(tmp, 0700) < 0) {
-		chom_err_sys(e, CHOM_EXIT_FAIL, "create %s", tmp);
-		goto out;
+		      (long)getpid()) < 0 ||
+	    (mkdir(tmp, 0700) < 0 &&
+	     chom_err_sys(e, CHOM_EXIT_FAIL, "create %s", tmp))) {
+		/* Not made here (or cut short): nothing of it to remove. */
+		unmake_target(dir, made);
+		return -1;
 	}
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		chom_err_sys(e, CHOM_EXIT_FAIL, "pipe");
@@ -455,7 +600,6 @@ chom_restore_tree(const struct chom_restore_opts *o,
 	return 0;
 out:
 	chom_rmtree(tmp, &ignore);
-	if (made)
-		rmdir(dir);
+	unmake_target(dir, made);
 	return rc;
 }

@@ -37,7 +37,9 @@ struct chom_restore_opts {
  * once the part has passed them all. A failed check gives code 1 and a
  * message naming the part and the reason: "db.sql.gz.age: SHA-256 does not
  * match the manifest", "...: age: payload chunk 3 failed authentication",
- * "...: gzip: invalid stored block lengths".
+ * "...: decompression error: gzip: invalid stored block lengths". More
+ * bytes than the manifest's size, or more plaintext than its plain size,
+ * fail as soon as they come, before they reach out.
  */
 int chom_restore_part(const struct chom_restore_opts *o,
 		      const struct chom_manifest_part *p, struct chom_sink *out,
@@ -68,7 +70,9 @@ int chom_restore_to_cmd(const struct chom_restore_opts *o,
  * otherwise), with chom-stage's safety rules but for symlinks, made as they
  * were whatever their target (see chom_extract_opts). The tree is built in
  * dir/.chom-restore-PID and moved into dir only once the part has passed
- * every check: on failure dir is left as it was.
+ * every check: on failure dir is left as it was. A missing dir is made
+ * with its missing parents, and on failure exactly those are removed
+ * again, deepest first.
  */
 int chom_restore_tree(const struct chom_restore_opts *o,
 		      const struct chom_manifest_part *p, const char *dir,

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,8 @@ struct measure {
 	struct chom_sink *next;
 	struct chom_sha256 *h;
 	unsigned long long *count;
+	unsigned long long max; /* ULLONG_MAX: no limit */
+	char what[256];
 };
 
 static int
@@ -20,6 +23,12 @@ measure_write(struct chom_sink *s, const void *buf, size_t len,
 {
 	struct measure *m = (struct measure *)s;
 
+	/* Refused before a byte of it passes: what comes after the limit is
+	 * never written, however much more there would be. */
+	if (*m->count > m->max || len > m->max - *m->count)
+		return chom_err_set(e, CHOM_EXIT_FAIL,
+				    "more than %llu bytes%s%s: stopped there",
+				    m->max, *m->what ? " " : "", m->what);
 	if (m->h)
 		chom_sha256_update(m->h, buf, len);
 	*m->count += len;
@@ -40,8 +49,9 @@ measure_free(struct chom_sink *s)
 }
 
 struct chom_sink *
-chom_sink_measure_new(struct chom_sink *next, struct chom_sha256 *h,
-		      unsigned long long *count, struct chom_err *e)
+chom_sink_limit_new(struct chom_sink *next, struct chom_sha256 *h,
+		    unsigned long long *count, unsigned long long max,
+		    const char *what, struct chom_err *e)
 {
 	struct measure *m = calloc(1, sizeof(*m));
 
@@ -53,7 +63,16 @@ chom_sink_measure_new(struct chom_sink *next, struct chom_sha256 *h,
 	m->next = next;
 	m->h = h;
 	m->count = count;
+	m->max = max;
+	snprintf(m->what, sizeof(m->what), "%s", what ? what : "");
 	return &m->s;
+}
+
+struct chom_sink *
+chom_sink_measure_new(struct chom_sink *next, struct chom_sha256 *h,
+		      unsigned long long *count, struct chom_err *e)
+{
+	return chom_sink_limit_new(next, h, count, ULLONG_MAX, NULL, e);
 }
 
 struct tee {

@@ -9,7 +9,14 @@
 # whose manifest was made to match it) refused with the part named and
 # nothing written; a real MariaDB restored through the tool, judged by
 # CHECKSUM TABLE (gzip, zstd, --no-spool, --stream, a spool with no room);
-# --db-cmd commands that fail; SIGTERM during --db and --files.
+# --db-cmd commands that fail; SIGTERM during --db and --files. Also: a
+# host with only incomplete points; a target below a missing directory,
+# removed again on failure; --files with no manifest, a swapped part, the
+# wrong identity; hostile files parts (.., absolute paths, a symlink to
+# outside, a hard link) made by hand and encrypted by the real age; a
+# decompression error of a --no-encrypt point (gzip, zstd) whose manifest
+# matches; tampering with the memory spool (the default); several -i;
+# progress on a pseudo-terminal.
 . "$(dirname "$0")/../lib/harness.sh"
 . "$(dirname "$0")/../lib/servers.sh"
 
@@ -301,7 +308,9 @@ at_db "--at the first point's id" "$A1" --at "$A1"
 at_db "--at the second point's id" "$A2" --at "$A2"
 E1=$(date -u -d "${A1:0:4}-${A1:4:2}-${A1:6:2} ${A1:9:2}:${A1:11:2}:${A1:13:2}" +%s)
 at_db "--at @EPOCH of the first" "$A1" --at "@$E1"
-at_db "--at @EPOCH of the second" "$A2" --at "@$((E1 + 1))"
+E2=$(date -u -d "${A2:0:4}-${A2:4:2}-${A2:6:2} ${A2:9:2}:${A2:11:2}:${A2:13:2}" +%s)
+at_db "--at @EPOCH of the second" "$A2" --at "@$E2"
+at_db "--at @EPOCH a second before the second" "$A1" --at "@$((E2 - 1))"
 at_db "--at 'YYYY-MM-DD HH:MM:SS' of the first" "$A1" \
 	--at "${A1:0:4}-${A1:4:2}-${A1:6:2} ${A1:9:2}:${A1:11:2}:${A1:13:2}"
 at_db "--at YYYY-MM-DDTHH:MM:SSZ of the first" "$A1" \
@@ -364,6 +373,27 @@ like "$ERR" "it has: .*\brt-gzip\b" "--list of a host with no point: every host"
 run chom-restore --from "$U" --host nosuchhost -i "$KEY" --db --db-cmd 'cat >/dev/null'
 exits 1 "--db of a host with no point: exit 1"
 like "$ERR" 'no backup point of host nosuchhost .*it has: ' "--db of a host with no point: names the hosts present"
+# A host with only incomplete points (parts, no manifest): said so, with
+# how many and the newest, not sent to --host with its own name.
+mkdir -p "$S/inc/20990101T000000Z" "$S/inc/20980101T000000Z"
+cp "$S/at/$A2/db.sql.gz.age" "$S/inc/20990101T000000Z/"
+INC_RE="^chom-restore: no complete backup point of host inc in $U: only 2 incomplete ones \(no manifest\), the newest 20990101T000000Z; see --list --all\$"
+run chom-restore --from "$U" --host inc -i "$KEY" --db --db-cmd "cat > '$T/inc.sql'"
+exits 1 "--db of a host with only incomplete points: exit 1"
+like "$ERR" "$INC_RE" "--db of a host with only incomplete points: how many, the newest"
+unlike "$ERR" 'use --host|it has:' "--db of a host with only incomplete points: no --host advice"
+ok "--db of a host with only incomplete points: the command never started" test ! -e "$T/inc.sql"
+run chom-restore --from "$U" --host inc --list
+exits 1 "--list of a host with only incomplete points: exit 1"
+like "$ERR" "$INC_RE" "--list of a host with only incomplete points: says so"
+is "$OUT" "" "--list of a host with only incomplete points: no empty table"
+run chom-restore --from "$U" --host inc --list --all
+exits 0 "--list --all of a host with only incomplete points: exit 0"
+is "$(printf '%s\n' "$OUT" | sed -n '2,$p' | cut -c1-17 | tr -d ' ' | tr '\n' ' ')" "20990101T000000Z 20980101T000000Z " \
+	"--list --all of a host with only incomplete points: both, newest first"
+run chom-restore --from "$U" --host nosuchhost --list
+unlike "$ERR" 'it has: (.*, )?nosuchhost\b' "--list of a host with no point: not itself among the hosts present"
+rm -rf "$S/inc"
 
 # --- usage errors: exit 2, one line, the Try line -----------------------------------
 run chom-restore --from "$U" --host at
@@ -482,6 +512,215 @@ files_case "the last byte flipped (the final MAC)" last_flip last
 files_case "a flipped byte and the manifest made to match" fixed_flip fixed
 like "$ERR" 'files\.tar\.gz\.age: .*chunk [0-9]+ failed authentication' \
 	"--files, the manifest made to match: age's authentication fails"
+
+# --- --files: a target below a directory that does not exist ------------------------
+# Two levels below a missing directory, and a tampered part: every
+# directory the run made is removed again; a parent that was there before
+# stays, with what it held.
+run chom-restore --from "file://$T/fstore-flip" --host rt-gzip -i "$KEY" --files --target "$T/nx/a/b"
+exits 1 "--files, a flipped byte, a target two levels below a missing directory: exit 1"
+like "$ERR" '^chom-restore: files\.tar\.gz\.age: ' "--files, a target below a missing directory: the part named"
+ok "--files, a target below a missing directory: every directory made is removed again" test ! -e "$T/nx"
+ok "--files, a target below a missing directory: the directory above kept" test -d "$T/fstore-flip"
+mkdir -p "$T/nx2"
+printf 'keep\n' >"$T/nx2/keep"
+run chom-restore --from "file://$T/fstore-flip" --host rt-gzip -i "$KEY" --files --target "$T/nx2/a/b/"
+exits 1 "--files, a flipped byte, a target below an existing directory: exit 1"
+is "$(names "$T/nx2")" keep "--files, a target below an existing directory: only what was there before is left"
+run chom-restore --from "$U" --host rt-gzip -i "$KEY" --files --target "$T/nx3/a/b"
+exits 0 "--files into a target two levels below a missing directory: exit 0"
+is "$(tree_sig "$T/nx3/a/b/${FILES#/}")" "$(tree_sig "$FILES")" "--files into a new nested target: the tree as the original"
+
+# --- --files: a missing manifest, a swapped part, the wrong identity ------------------
+# fcase DESC TAG ERE ARG...: --files of the store $ST into a new target
+# and into an empty one: exit 1, ERE on stderr, both left as they were.
+fcase() {
+	local d=$1 tag=$2 ere=$3
+	shift 3
+	run chom-restore --from "file://$ST" --host rt-gzip --files --target "$T/fx-$tag" "$@"
+	exits 1 "--files, $d: exit 1"
+	like "$ERR" "$ere" "--files, $d: says why"
+	is "$OUT" "" "--files, $d: nothing on stdout"
+	ok "--files, $d: the target not made" test ! -e "$T/fx-$tag"
+	mkdir "$T/fy-$tag"
+	run chom-restore --from "file://$ST" --host rt-gzip --files --target "$T/fy-$tag" "$@"
+	exits 1 "--files, $d, an empty target: exit 1"
+	is "$(names "$T/fy-$tag")" "" "--files, $d: an empty target stays empty"
+}
+ST=$T/fstore-nomf
+mkdir -p "$ST/rt-gzip"
+cp -a "$GZD" "$ST/rt-gzip/"
+rm "$ST/rt-gzip/$GZ/manifest.json"
+fcase "no manifest, by id" nomf-id "^chom-restore: point $GZ: no readable manifest" -i "$KEY" "$GZ"
+fcase "no manifest, latest" nomf-latest \
+	"^chom-restore: no complete backup point of host rt-gzip in file://$ST: only 1 incomplete one \(no manifest\), the newest $GZ" -i "$KEY"
+run chom-backup --to "$U" --host swapsrc -r "$R" --files "$CONF"
+exits 0 "a point whose files part is swapped into another"
+ST=$T/fstore-swap
+mkdir -p "$ST/rt-gzip"
+cp -a "$GZD" "$ST/rt-gzip/"
+cp "$S/swapsrc/$OUT/files.tar.gz.age" "$ST/rt-gzip/$GZ/"
+fcase "the part of another point swapped in" swap \
+	'^chom-restore: files\.tar\.gz\.age: ([0-9]+ bytes where the manifest lists [0-9]+ \(truncated\)|more than the [0-9]+ bytes the manifest lists|SHA-256 does not match)' -i "$KEY"
+ST=$S
+fcase "the wrong identity" wrongkey "no identity given matches: its parts are encrypted to $R; given: $R2" -i "$KEY2"
+# The manifest without its recipients: age itself must refuse the key.
+ST=$T/fstore-norecip
+mkdir -p "$ST/rt-gzip"
+cp -a "$GZD" "$ST/rt-gzip/"
+python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1]))
+for p in m["parts"]:
+    p.pop("recipients", None)
+json.dump(m, open(sys.argv[1], "w"))
+' "$ST/rt-gzip/$GZ/manifest.json"
+fcase "the wrong identity, no recipients in the manifest" norecip '^chom-restore: files\.tar\.gz\.age: no identity matches any recipient' -i "$KEY2"
+
+# --- --files: a hostile part ----------------------------------------------------------
+# A tar.gz made by hand with an entry that would write outside the target,
+# encrypted by the real age to the point's recipient and put in a copy of
+# a real point, the manifest made to list it (size, SHA-256, plaintext
+# size): refused, nothing written outside, the target left as it was.
+OUTSIDE=$T/outside
+mkdir -p "$OUTSIDE"
+hostile() { # DESC TAG KIND
+	local d=$1 tag=$2 kind=$3 pd
+	ST=$T/hstore-$tag
+	pd=$ST/rt-gzip/$GZ
+	mkdir -p "$ST/rt-gzip"
+	cp -a "$GZD" "$ST/rt-gzip/"
+	python3 - "$T/hostile-$tag.tar.gz" "$kind" "$OUTSIDE" <<'EOF'
+import io, sys, tarfile
+out, kind, outside = sys.argv[1:4]
+def reg(t, name, data=b"pwned\n"):
+    ti = tarfile.TarInfo(name)
+    ti.size, ti.mode = len(data), 0o644
+    t.addfile(ti, io.BytesIO(data))
+def link(t, name, target, type=tarfile.SYMTYPE):
+    ti = tarfile.TarInfo(name)
+    ti.type, ti.linkname = type, target
+    t.addfile(ti)
+with tarfile.open(out, "w:gz", format=tarfile.PAX_FORMAT) as t:
+    reg(t, "first.txt", b"harmless\n")
+    if kind == "dotdot":
+        reg(t, "../escape")
+        reg(t, "sub/../../escape2")
+    elif kind == "absolute":
+        reg(t, outside + "/absolute")
+    elif kind == "symlink":
+        link(t, "link", outside)
+        reg(t, "link/file")
+    elif kind == "symlink-dir":
+        link(t, "d", outside)
+        ti = tarfile.TarInfo("d")
+        ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+        t.addfile(ti)
+        reg(t, "d/file")
+    elif kind == "hardlink":
+        link(t, "hl", outside + "/target", tarfile.LNKTYPE)
+    reg(t, "last.txt", b"harmless\n")
+EOF
+	age -r "$R" -o "$pd/files.tar.gz.age" "$T/hostile-$tag.tar.gz"
+	python3 -c '
+import gzip, hashlib, json, sys
+d, tgz = sys.argv[1], sys.argv[2]
+m = json.load(open(d + "/manifest.json"))
+data = open(d + "/files.tar.gz.age", "rb").read()
+for p in m["parts"]:
+    if p["name"] == "files.tar.gz.age":
+        p["size"] = len(data)
+        p["sha256"] = hashlib.sha256(data).hexdigest()
+        p["plain_size"] = len(gzip.open(tgz).read())
+json.dump(m, open(d + "/manifest.json", "w"))
+' "$pd" "$T/hostile-$tag.tar.gz"
+	run chom-restore --from "file://$ST" --host rt-gzip -i "$KEY" --verify
+	exits 0 "a hostile part, $d: a valid part as far as its checks go (--verify)"
+	mkdir -p "$T/hx-$tag"
+	run chom-restore --from "file://$ST" --host rt-gzip -i "$KEY" --files --target "$T/hx-$tag/t"
+	exits 1 "a hostile part, $d: --files exits 1"
+	like "$ERR" "^chom-restore: files\.tar\.gz\.age: refused entry '[^']+': " "a hostile part, $d: the entry named and refused"
+	is "$OUT" "" "a hostile part, $d: nothing on stdout"
+	is "$(names "$T/hx-$tag")" "" "a hostile part, $d: the target not made"
+	mkdir "$T/hx-$tag/t"
+	run chom-restore --from "file://$ST" --host rt-gzip -i "$KEY" --files --target "$T/hx-$tag/t"
+	exits 1 "a hostile part, $d, an empty target: exit 1"
+	is "$(names "$T/hx-$tag/t")" "" "a hostile part, $d: an empty target stays empty"
+	is "$(names "$OUTSIDE")" "" "a hostile part, $d: nothing written outside the target"
+	ok "a hostile part, $d: nothing beside the target" test ! -e "$T/hx-$tag/escape" -a ! -e "$T/escape" -a ! -e "$T/escape2"
+}
+hostile "an entry ../escape" dotdot dotdot
+like "$ERR" "refused entry '\.\./escape': '\.\.' in path" "a hostile part, ../escape: says '..'"
+hostile "an absolute path" abs absolute
+like "$ERR" "refused entry '$OUTSIDE/absolute': absolute path" "a hostile part, an absolute path: says so"
+hostile "a file through a symlink to outside" symlink symlink
+like "$ERR" "refused entry 'link/file': path passes through a symlink" "a hostile part, link/file: passes through a symlink"
+hostile "a directory over a symlink to outside" symlink-dir symlink-dir
+hostile "a hard link to outside" hardlink hardlink
+like "$ERR" "refused entry 'hl': hard link" "a hostile part, a hard link to outside: refused"
+
+# --- a decompression error ---------------------------------------------------------
+# --no-encrypt points, a byte of the compressed part flipped and the
+# manifest's size and SHA-256 made to match: only the decompressor can
+# tell. Nothing reaches the command or the target.
+for c in gzip zstd; do
+	run chom-backup --to "$U" --host "dc-$c" --no-encrypt --compress "$c" --db --db-cmd "cat '$SQL'" --files "$FILES"
+	exits 0 "$c, --no-encrypt: a point to damage"
+	DP=$S/dc-$c/$OUT
+	x=gz
+	[ "$c" = zstd ] && x=zst
+	fixed_flip "$DP/db.sql.$x"
+	fixed_flip "$DP/files.tar.$x"
+	run chom-restore --from "$U" --host "dc-$c" --db --db-cmd "touch '$T/dc-started-$c'; cat > '$T/dc-$c.sql'"
+	exits 1 "$c, a flipped byte the manifest matches: --db exits 1"
+	like "$ERR" "^chom-restore: db\.sql\.$x: decompression error: $c: " "$c, a flipped byte: --db names the part and says decompression error"
+	is "$OUT" "" "$c, a flipped byte: --db prints nothing on stdout"
+	ok "$c, a flipped byte: the command never started" test ! -e "$T/dc-started-$c"
+	run chom-restore --from "$U" --host "dc-$c" --db --db-cmd "touch '$T/dc-started-$c'; cat > '$T/dc-$c.sql'" --no-spool
+	exits 1 "$c, a flipped byte, --no-spool: exit 1"
+	like "$ERR" "^chom-restore: db\.sql\.$x: decompression error: $c: " "$c, a flipped byte, --no-spool: decompression error"
+	ok "$c, a flipped byte, --no-spool: the command never started" test ! -e "$T/dc-started-$c"
+	run chom-restore --from "$U" --host "dc-$c" --files --target "$T/dc-files-$c"
+	exits 1 "$c, a flipped byte: --files exits 1"
+	like "$ERR" "^chom-restore: files\.tar\.$x: decompression error: $c: " "$c, a flipped byte: --files says decompression error"
+	ok "$c, a flipped byte: --files made no target" test ! -e "$T/dc-files-$c"
+	run chom-restore --from "$U" --host "dc-$c" --verify
+	exits 1 "$c, a flipped byte: --verify exits 1"
+	is "$(printf '%s\n' "$OUT" | grep -c FAILED)" 2 "$c, a flipped byte: --verify fails both parts"
+done
+
+# --- several -i ----------------------------------------------------------------------
+run chom-restore --from "$U" --host rt-gzip -i "$KEY2" -i "$KEY" --db --db-cmd "cat > '$T/db-two-keys.sql'"
+exits 0 "-i of the wrong identity, then -i of the right one: exit 0"
+ok "-i wrong, -i right: the dump back (cmp)" cmp -s "$SQL" "$T/db-two-keys.sql"
+run chom-restore --from "$U" --host rt-gzip -i "$KEY" -i "$KEY2" --files --target "$T/rf-two-keys"
+exits 0 "-i right, -i wrong, --files: exit 0"
+KEY3=$T/key3.txt
+R3=$(chom-backup --keygen "$KEY3")
+run chom-restore --from "$U" --host rt-gzip -i "$KEY2" -i "$KEY3" --db --db-cmd "touch '$T/started-2wrong'; cat >/dev/null"
+exits 1 "two -i, both wrong: exit 1"
+like "$ERR" "^chom-restore: point $GZ: no identity given matches: its parts are encrypted to $R; given: $R2, $R3$" \
+	"two -i, both wrong: names the recipients and the identities given"
+ok "two -i, both wrong: the command never started" test ! -e "$T/started-2wrong"
+run chom-restore --from "file://$T/fstore-norecip" --host rt-gzip -i "$KEY2" -i "$KEY3" --db --db-cmd "touch '$T/started-2wrong'; cat >/dev/null"
+exits 1 "two -i, both wrong, no recipients in the manifest: exit 1"
+like "$ERR" '^chom-restore: db\.sql\.gz\.age: no identity matches any recipient' "two -i, both wrong, no recipients: age refuses, the part named"
+ok "two -i, both wrong, no recipients: the command never started" test ! -e "$T/started-2wrong"
+
+# --- progress on a terminal ------------------------------------------------------------
+# Under a pseudo-terminal (script(1)) --db shows the bytes, the rate and
+# what is left; without one, stderr stays empty.
+run script -qec "chom-restore --from '$U' --host rt-gzip -i '$KEY' --db --db-cmd 'cat > $T/db-tty.sql'" /dev/null
+exits 0 "--db on a terminal: exit 0"
+like "$OUT" 'db\.sql\.gz\.age: [0-9.]+ of [0-9.]+ MiB \([0-9]+%\), [0-9.]+ MiB/s, [0-9]+s, about [0-9]+s left' \
+	"--db on a terminal: progress with bytes, rate and time left"
+like "$OUT" "$GZ" "--db on a terminal: the point printed"
+ok "--db on a terminal: the dump back (cmp)" cmp -s "$SQL" "$T/db-tty.sql"
+run script -qec "chom-restore -q --from '$U' --host rt-gzip -i '$KEY' --db --db-cmd 'cat > /dev/null'" /dev/null
+unlike "$OUT" 'MiB' "--db -q on a terminal: no progress"
+run chom-restore --from "$U" --host rt-gzip -i "$KEY" --db --db-cmd "cat > /dev/null"
+exits 0 "--db not on a terminal: exit 0"
+is "$ERR" "" "--db not on a terminal: stderr empty"
 
 # --- --db-cmd that fails -------------------------------------------------------------
 run chom-restore --from "$U" --host rt-gzip -i "$KEY" --db --db-cmd 'exit 3'
@@ -647,8 +886,19 @@ for i, b in blobs.items():
 		mkdir -p "$st/mdb"
 		cp -a "$MS/mdb/$MA" "$st/mdb/"
 		"$mut" "$st/mdb/$MA/db.sql.gz.age"
-		run chom-restore --from "file://$st" --host mdb -i "$KEY" --db \
-			--db-cmd "touch '$T/started-$tag'; exec $RCMD" --spool-dir "$SP" "$@"
+		local spool=(--spool-dir "$SP") key=$KEY
+		# --memory: the default spool (memory), no --spool-dir; --key
+		# FILE: that identity instead of the right one.
+		while [ $# -gt 0 ]; do
+			case $1 in
+			--memory) spool=() ;;
+			--key) key=$2 && shift ;;
+			*) break ;;
+			esac
+			shift
+		done
+		run chom-restore --from "file://$st" --host mdb -i "$key" --db \
+			--db-cmd "touch '$T/started-$tag'; exec $RCMD" "${spool[@]}" "$@"
 		exits 1 "MariaDB, $d: exit 1"
 		like "$ERR" "$ere" "MariaDB, $d: says why, naming the part"
 		is "$OUT" "" "MariaDB, $d: nothing on stdout"
@@ -667,7 +917,28 @@ for i, b in blobs.items():
 		'^chom-restore: db\.sql\.gz\.age: .*failed authentication' fixed_flip --no-spool
 	db_case "the last byte flipped" last '^chom-restore: db\.sql\.gz\.age: ' last_flip
 	db_case "the part of another point swapped in" swap \
-		'^chom-restore: db\.sql\.gz\.age: (SHA-256 does not match|[0-9]+ bytes where the manifest lists)' swap
+		'^chom-restore: db\.sql\.gz\.age: (SHA-256 does not match|[0-9]+ bytes where the manifest lists|more than the [0-9]+ bytes the manifest lists)' swap
+	# The default mode: the spool in memory, no --spool-dir.
+	db_case "a flipped byte, the memory spool" mflip '^chom-restore: db\.sql\.gz\.age: ' mid_flip --memory
+	db_case "a flipped byte, the manifest made to match, the memory spool" mfixed \
+		'^chom-restore: db\.sql\.gz\.age: .*chunk [0-9]+ failed authentication' fixed_flip --memory
+	db_case "a truncated part, the memory spool" mhalf \
+		'^chom-restore: db\.sql\.gz\.age: [0-9]+ bytes where the manifest lists [0-9]+ \(truncated\)' half --memory
+	db_case "the part of another point, the memory spool" mswap \
+		'^chom-restore: db\.sql\.gz\.age: (SHA-256 does not match|[0-9]+ bytes where the manifest lists|more than the [0-9]+ bytes the manifest lists)' swap --memory
+	# The wrong identity where the manifest does not say the recipients:
+	# age refuses it, in the default mode too.
+	nore() {
+		python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1]))
+for p in m["parts"]:
+    p.pop("recipients", None)
+json.dump(m, open(sys.argv[1], "w"))
+' "$(dirname "$1")/manifest.json"
+	}
+	db_case "no recipients in the manifest, the wrong identity, the memory spool" mnore \
+		'^chom-restore: db\.sql\.gz\.age: no identity matches any recipient' nore --memory --key "$KEY2"
 	ok "the swapped-in part is a good part of its own point" cmp -s "$MS/mdbb/$MB/db.sql.gz.age" "$T/dstore-swap/mdb/$MA/db.sql.gz.age"
 	# The wrong identity (a second key of chom-backup --keygen's).
 	run chom-restore --from "file://$MS" --host mdb -i "$KEY2" --db --db-cmd "touch '$T/started-k2'; exec $RCMD"
@@ -685,6 +956,9 @@ for i, b in blobs.items():
 	like "$ERR" "^chom-restore: point $MA: no readable manifest" "MariaDB, no manifest: no readable manifest"
 	run chom-restore --from "file://$st" --host mdb -i "$KEY" --db --db-cmd "touch '$T/started-nomf'; exec $RCMD"
 	exits 1 "MariaDB, no manifest, latest: exit 1"
+	like "$ERR" "^chom-restore: no complete backup point of host mdb in file://$st: only 1 incomplete one \(no manifest\), the newest $MA; see --list --all\$" \
+		"MariaDB, no manifest, latest: the host has only an incomplete point"
+	unlike "$ERR" 'use --host' "MariaDB, no manifest, latest: not sent to --host mdb"
 	ok "MariaDB, no manifest: the command never started" test ! -e "$T/started-nomf"
 	is "$(mdb_sums)" "$SUMS_C" "MariaDB, no manifest: the database untouched"
 

@@ -4,7 +4,8 @@
 # trigger, attachments with binary BLOBs, a stored procedure, a view, an
 # event, an application user, thousands of rows) and BASE/shared holds the
 # application's files (.env, binary uploads, nested directories, symlinks,
-# modes, an empty directory, odd names). chom-backup makes a nightly point;
+# modes, an empty directory, odd names). chom-backup --all makes a nightly
+# point, as cron would (CHOM_BASE and a configuration file);
 # then the disaster: the server is stopped, its data directory and
 # BASE/shared are deleted. The recovery, timed, is what an operator would
 # type: a fresh server, chom-restore --list, --verify, --db, --files. The
@@ -320,23 +321,35 @@ is "$(cut -f 2 "$T/tree.before" | sort | uniq -c | awk '{ printf "%s=%s ", $2, $
 	"d=500 f=349 l=3 " "before: the tree's directories, files and symlinks"
 is "$(grep -P '^\.env\t' "$T/tree.before" | cut -f 3)" 0600 "before: .env has mode 0600"
 
-# --- 3. The nightly backup --------------------------------------------------
+# --- 3. The nightly backup -------------------------------------------------
 run chom-backup --keygen "$KEY"
 exits 0 "--keygen"
 R=$OUT
-# The usual flags, and --flush-privileges: the users of an --all-databases
-# dump are rows of mysql.global_priv, which a fresh server reads only at
-# FLUSH PRIVILEGES or a restart; without it the application could not log
-# in after the restore.
+# What cron runs: chom-backup --all, which finds BASE/shared by CHOM_BASE
+# and the rest in the configuration file (CHOM_CONFIG): the target, the
+# recipient, the host, the dump command. The usual flags, and
+# --flush-privileges: the users of an --all-databases dump are rows of
+# mysql.global_priv, which a fresh server reads only at FLUSH PRIVILEGES or
+# a restart; without it the application could not log in after the
+# restore. --all also takes those of /etc/nginx, /etc/php, /etc/chom,
+# /etc/mysql and /etc/redis that exist, as the config part.
 DUMP="mariadb-dump --no-defaults --socket=$SOCK1 -u root --single-transaction --quick"
 DUMP+=" --routines --events --triggers --flush-privileges --all-databases"
-run timeout 120 chom-backup --to "$URL" --host "$HOST" -r "$R" --label nightly \
-	--db --db-cmd "$DUMP" --files "$SHARED" --sysinfo
-exits 0 "chom-backup --db --files --sysinfo: exit 0"
+CONF=$T/chom.conf
+printf '[backup]\nto = %s\nrecipient = %s\nhost = %s\ndb_cmd = %s\n' \
+	"$URL" "$R" "$HOST" "$DUMP" >"$CONF"
+ETC=()
+for d in /etc/nginx /etc/php /etc/chom /etc/mysql /etc/redis; do
+	[ -e "$d" ] && ETC+=("$d")
+done
+PARTS="db.sql.gz.age files.tar.gz.age manifest.json sysinfo.txt.age "
+[ ${#ETC[@]} -gt 0 ] && PARTS="config.tar.gz.age $PARTS"
+run env CHOM_BASE="$BASE" CHOM_CONFIG="$CONF" timeout 120 chom-backup --all --label nightly
+exits 0 "chom-backup --all (CHOM_BASE, CHOM_CONFIG): exit 0"
 like "$OUT" "$ID_RE" "chom-backup prints the point id"
 P=$OUT
 is "$(find "$STORE/$HOST/$P" -mindepth 1 -printf '%f\n' 2>/dev/null | LC_ALL=C sort | tr '\n' ' ')" \
-	"db.sql.gz.age files.tar.gz.age manifest.json sysinfo.txt.age " "the point holds the three parts and the manifest"
+	"$PARTS" "the point holds the parts of --all (${ETC[*]:-no /etc directory}) and the manifest"
 DB_BYTES=$(python3 -c '
 import json, sys
 m = json.load(open(sys.argv[1]))
@@ -393,7 +406,7 @@ like "$(printf '%s\n' "$OUT" | sed -n 2p)" "^${P}[[:space:]].*db.*files.*sysinfo
 judged verify
 exits 0 "recovery: --verify exits 0"
 is "$(printf '%s\n' "$OUT" | sed -E 's/ \([^)]*\)$//' | LC_ALL=C sort | tr '\n' ' ')" \
-	"$P db.sql.gz.age ok $P files.tar.gz.age ok $P sysinfo.txt.age ok " \
+	"$(for n in $PARTS; do [ "$n" = manifest.json ] || printf '%s %s ok ' "$P" "$n"; done)" \
 	"recovery: --verify finds every part ok"
 judged db
 exits 0 "recovery: --db exits 0"
@@ -456,6 +469,27 @@ same_file "after: the tree's manifest identical (types, modes, owners, sizes, SH
 is "$(stat -c %a "$SHARED/.env" 2>&1)" 600 "after: .env has mode 0600"
 is "$(readlink "$SHARED/storage/app/public/latest.png")" avatars/u1.png "after: the symlink's target"
 ok "after: the empty directory is back" test -d "$SHARED/storage/framework/sessions"
+# The configuration the old machine had, into a directory of its own, as
+# it was but for the owners and the setuid and setgid bits (stripped, as
+# chom-restore(1) says: /etc/redis is setgid on Debian).
+if [ ${#ETC[@]} -gt 0 ]; then
+	run "${RESTORE[@]}" --config latest -i "$KEY" --target "$T/restore-config"
+	exits 0 "after: --config exits 0"
+	for d in "${ETC[@]}"; do
+		manifest "$d" | cut -f 1-3,5-7 | python3 -c '
+import sys
+for line in sys.stdin:
+    f = line.rstrip("\n").split("\t")
+    f[2] = "%04o" % (int(f[2], 8) & 0o1777)
+    print("\t".join(f))
+' >"$T/etc.before"
+		manifest "$T/restore-config$d" | cut -f 1-3,5-7 >"$T/etc.after"
+		same_file "after: --config gives $d back (types, modes, sizes, SHA-256, symlinks, mtimes)" \
+			"$T/etc.after" "$T/etc.before"
+	done
+else
+	skip "after: --config" "no /etc directory of --all on this machine"
+fi
 # What the old machine ran, for rebuilding it.
 run "${RESTORE[@]}" --sysinfo latest -i "$KEY"
 exits 0 "after: --sysinfo exits 0"

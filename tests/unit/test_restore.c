@@ -19,6 +19,7 @@
 #include "manifest.h"
 #include "restore.h"
 #include "run.h"
+#include "sha256.h"
 
 #include "testutil.h"
 
@@ -425,6 +426,201 @@ test_tree_damaged_leaves_nothing(void **state)
 	assert_int_equal(tu_count_names(dir, ".*"), 0);
 }
 
+/* The db part's plaintext read with the manifest understating it: refused
+ * once the count passes what it lists, with no more than that handed on. */
+static void
+understated(struct fixture *fx, enum chom_compress c)
+{
+	struct chom_manifest_part p;
+	struct tu_buf out;
+	struct chom_err e = { 0 };
+
+	backup(fx, c, NULL);
+	p = fx->m.parts[0];
+	p.plain = 1000;
+	/* A sink of 2 MB: a check only at the end would fill it first. */
+	assert_int_equal(
+	    chom_restore_part(&fx->ro, &p, tu_mem_new(&out, 2 << 20, 0), &e),
+	    -1);
+	assert_int_equal(e.code, CHOM_EXIT_FAIL);
+	if (strncmp(e.msg, p.name, strlen(p.name)) ||
+	    !strstr(e.msg, "more than 1000 bytes of plaintext"))
+		TU_FAILF("'%s'", e.msg);
+	assert_true(out.len <= 1000);
+	free(out.p);
+}
+
+static void
+test_plain_understated(void **state)
+{
+	understated(*state, CHOM_COMPRESS_GZIP);
+	understated(*state, CHOM_COMPRESS_ZSTD);
+	understated(*state, CHOM_COMPRESS_NONE);
+}
+
+/* A stored size understated: the read stops there. */
+static void
+test_size_understated(void **state)
+{
+	struct fixture *fx = *state;
+	struct chom_manifest_part p;
+	struct tu_buf out;
+	struct chom_err e = { 0 };
+
+	backup(fx, CHOM_COMPRESS_GZIP, NULL);
+	p = fx->m.parts[0];
+	p.size -= 100000;
+	assert_int_equal(chom_restore_part(&fx->ro, &p,
+					   tu_mem_new(&out, 2 * DUMP_LEN, 0),
+					   &e),
+			 -1);
+	if (strncmp(e.msg, p.name, strlen(p.name)) ||
+	    !strstr(e.msg, "more than the") ||
+	    !strstr(e.msg, "bytes the manifest lists: stopped reading"))
+		TU_FAILF("'%s'", e.msg);
+	free(out.p);
+}
+
+/*
+ * A decompression bomb: a part of a few hundred kB (gzip, zstd, not
+ * encrypted) that inflates to 64 MB, the manifest listing 1 MiB of
+ * plaintext. Stopped at 1 MiB into memory, and the command fed by a spool
+ * never starts.
+ */
+static void
+bomb(struct fixture *fx, const char *name, const char *cmd,
+     enum chom_part_compress c)
+{
+	struct chom_manifest_part p = { .compress = c, .plain = 1 << 20 };
+	char dir[PATH_MAX], path[PATH_MAX + 64], sh[256], mark[192];
+	struct chom_restore_opts ro = { .store = fx->store,
+					.host = "web1",
+					.point = "20260101T000000Z" };
+	struct tu_buf out;
+	struct chom_err e = { 0 };
+
+	snprintf(dir, sizeof(dir), "%s/store/web1/%s", fx->dir, ro.point);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	tu_sh("mkdir -p '%s' && head -c 64000000 /dev/zero | %s > '%s'", dir,
+	      cmd, path);
+	snprintf(p.name, sizeof(p.name), "%s", name);
+	snprintf(p.kind, sizeof(p.kind), "db");
+	p.size = (unsigned long long)tu_file_size(path);
+	assert_true(p.size < 1000000);
+	if (chom_sha256_file(path, p.sha256, &e) < 0)
+		TU_FAILF("%s", e.msg);
+	assert_int_equal(
+	    chom_restore_part(&ro, &p, tu_mem_new(&out, 2 << 20, 0), &e), -1);
+	assert_int_equal(e.code, CHOM_EXIT_FAIL);
+	if (strncmp(e.msg, name, strlen(name)) ||
+	    !strstr(e.msg, "more than 1048576 bytes of plaintext"))
+		TU_FAILF("'%s'", e.msg);
+	assert_true(out.len <= 1 << 20);
+	free(out.p);
+
+	snprintf(mark, sizeof(mark), "%s/started", fx->dir);
+	snprintf(sh, sizeof(sh), "touch '%s'; cat >/dev/null", mark);
+	assert_int_equal(chom_restore_to_cmd(&ro, &p, sh, "--db-cmd",
+					     CHOM_RESTORE_SPOOL, fx->dir, &e),
+			 -1);
+	assert_non_null(strstr(e.msg, "bytes of plaintext"));
+	assert_int_equal(access(mark, F_OK), -1);
+	assert_int_equal(chom_restore_to_cmd(&ro, &p, sh, "--db-cmd",
+					     CHOM_RESTORE_SPOOL, NULL, &e),
+			 -1);
+	assert_int_equal(access(mark, F_OK), -1);
+}
+
+static void
+test_decompression_bomb(void **state)
+{
+	bomb(*state, "db.sql.gz", "gzip -1", CHOM_PART_GZIP);
+	bomb(*state, "db.sql.zst", "zstd -q -1", CHOM_PART_ZSTD);
+}
+
+/* A part not encrypted whose compressed bytes were changed, the manifest
+ * made to match: only the decompressor can tell, and the message says it
+ * was the decompressor. */
+static void
+corrupt(struct fixture *fx, const char *name, const char *cmd,
+	enum chom_part_compress c, const char *want)
+{
+	struct chom_manifest_part p = { .compress = c, .plain = DUMP_LEN };
+	char dir[PATH_MAX - 128], path[PATH_MAX];
+	struct chom_restore_opts ro = { .store = fx->store,
+					.host = "web1",
+					.point = "20260101T000001Z" };
+	struct tu_buf out;
+	struct chom_err e = { 0 };
+
+	snprintf(dir, sizeof(dir), "%s/store/web1/%s", fx->dir, ro.point);
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	tu_sh("mkdir -p '%s' && %s < '%s' > '%s'", dir, cmd, fx->dump, path);
+	snprintf(p.name, sizeof(p.name), "%s", name);
+	snprintf(p.kind, sizeof(p.kind), "db");
+	snprintf(fx->path, sizeof(fx->path), "%s", path);
+	flip(fx, tu_file_size(path) / 2);
+	p.size = (unsigned long long)tu_file_size(path);
+	if (chom_sha256_file(path, p.sha256, &e) < 0)
+		TU_FAILF("%s", e.msg);
+	assert_int_equal(
+	    chom_restore_part(&ro, &p, tu_mem_new(&out, 2 * DUMP_LEN, 0), &e),
+	    -1);
+	assert_int_equal(e.code, CHOM_EXIT_FAIL);
+	if (strncmp(e.msg, name, strlen(name)) || !strstr(e.msg, want))
+		TU_FAILF("'%s' does not say '%s'", e.msg, want);
+	free(out.p);
+}
+
+static void
+test_decompression_error(void **state)
+{
+	corrupt(*state, "db.sql.gz", "gzip -6", CHOM_PART_GZIP,
+		": decompression error: gzip: ");
+	corrupt(*state, "db.sql.zst", "zstd -q -3", CHOM_PART_ZSTD,
+		": decompression error: zstd: ");
+}
+
+/*
+ * A target two levels below a directory that does not exist, and a part
+ * that fails: every directory this run made is removed again, and none
+ * that was there before.
+ */
+static void
+test_tree_damaged_removes_made_parents(void **state)
+{
+	struct fixture *fx = *state;
+	struct chom_manifest_part p;
+	char tree[PATH_MAX], dir[PATH_MAX], part[PATH_MAX], keep[PATH_MAX];
+	unsigned long long entries;
+	struct chom_err e = { 0 };
+
+	make_tree(fx, tree, sizeof(tree));
+	backup(fx, CHOM_COMPRESS_GZIP, tree);
+	p = *chom_manifest_part(&fx->m, "files");
+	snprintf(part, sizeof(part), "%s/store/web1/%s/%s", fx->dir,
+		 fx->m.point, p.name);
+	assert_int_equal(truncate(part, tu_file_size(part) - 1), 0);
+	snprintf(dir, sizeof(dir), "%s/x/y/z/", fx->dir);
+	assert_int_equal(chom_restore_tree(&fx->ro, &p, dir, &entries, &e), -1);
+	assert_non_null(strstr(e.msg, p.name));
+	snprintf(keep, sizeof(keep), "%s/x", fx->dir);
+	assert_int_equal(access(keep, F_OK), -1);
+	assert_int_equal(access(fx->dir, F_OK), 0);
+	/* x there before, with a file: it stays, y and z go. */
+	assert_int_equal(mkdir(keep, 0700), 0);
+	snprintf(keep, sizeof(keep), "%s/x/keep", fx->dir);
+	tu_put_file(keep, (const unsigned char *)"k", 1);
+	assert_int_equal(chom_restore_tree(&fx->ro, &p, dir, &entries, &e), -1);
+	snprintf(keep, sizeof(keep), "%s/x", fx->dir);
+	assert_int_equal(tu_count_names(keep, "*"), 1);
+	assert_int_equal(tu_count_names(keep, ".*"), 0);
+	/* A target under a file: refused, nothing made. */
+	snprintf(dir, sizeof(dir), "%s/x/keep/a/b", fx->dir);
+	assert_int_equal(chom_restore_tree(&fx->ro, &p, dir, &entries, &e), -1);
+	assert_int_equal(tu_count_names(keep, "*"), 1);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -445,6 +641,11 @@ main(void)
 		T(test_spool_dir_missing),
 		T(test_tree),
 		T(test_tree_damaged_leaves_nothing),
+		T(test_plain_understated),
+		T(test_size_understated),
+		T(test_decompression_bomb),
+		T(test_decompression_error),
+		T(test_tree_damaged_removes_made_parents),
 	};
 
 	/* As the tools do: a command that stops reading is an error, not a

@@ -299,6 +299,92 @@ test_measure_into_tee(void **state)
 	assert_int_equal(m[0].frees + m[1].frees, 2);
 }
 
+/* A limit of 10: 4 + 6 pass, the next byte fails before it is passed on. */
+static void
+test_limit_stops_at_max(void **state)
+{
+	struct mem m;
+	struct chom_err e = { 0 };
+	unsigned long long n = 0;
+	struct chom_sink *s;
+
+	(void)state;
+	mem_init(&m, "next");
+	s = chom_sink_limit_new(&m.s, NULL, &n, 10, "of plaintext", &e);
+	assert_non_null(s);
+	assert_int_equal(chom_sink_write(s, "abcd", 4, &e), 0);
+	assert_int_equal(chom_sink_write(s, "efghij", 6, &e), 0);
+	assert_int_equal(n, 10);
+	assert_int_equal(chom_sink_write(s, "k", 1, &e), -1);
+	assert_int_equal(e.code, CHOM_EXIT_FAIL);
+	assert_string_equal(e.msg,
+			    "more than 10 bytes of plaintext: stopped there");
+	assert_int_equal(n, 10);
+	assert_int_equal(m.len, 10);
+	assert_int_equal(m.writes, 2);
+	chom_sink_free(s);
+	assert_int_equal(m.frees, 1);
+}
+
+/* One write that would pass the limit is refused whole, and so is a huge
+ * one (no overflow of count + len). */
+static void
+test_limit_refuses_whole_write(void **state)
+{
+	struct mem m;
+	struct chom_err e = { 0 };
+	unsigned long long n = 0;
+	struct chom_sink *s;
+	char big[64];
+
+	(void)state;
+	memset(big, 'x', sizeof(big));
+	mem_init(&m, "next");
+	s = chom_sink_limit_new(&m.s, NULL, &n, 8, NULL, &e);
+	assert_int_equal(chom_sink_write(s, big, 9, &e), -1);
+	assert_string_equal(e.msg, "more than 8 bytes: stopped there");
+	assert_int_equal(m.writes, 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(chom_sink_write(s, big, 8, &e), 0);
+	assert_int_equal(chom_sink_write(s, big, 0, &e), 0);
+	assert_int_equal(chom_sink_write(s, big, (size_t)-1, &e), -1);
+	assert_int_equal(m.len, 8);
+	chom_sink_free(s);
+
+	/* A limit of 0: nothing passes. */
+	mem_init(&m, "next");
+	n = 0;
+	s = chom_sink_limit_new(&m.s, NULL, &n, 0, "x", &e);
+	assert_int_equal(chom_sink_write(s, big, 1, &e), -1);
+	assert_int_equal(m.len, 0);
+	assert_int_equal(chom_sink_close(s, &e), 0);
+	chom_sink_free(s);
+}
+
+/* Under the limit it hashes and counts as the measuring stage does. */
+static void
+test_limit_hashes_under_max(void **state)
+{
+	struct mem m;
+	struct chom_err e = { 0 };
+	unsigned long long n = 0;
+	struct chom_sha256 *h = chom_sha256_new();
+	char hex[CHOM_SHA256_HEXLEN + 1];
+	struct chom_sink *s;
+
+	(void)state;
+	mem_init(&m, "next");
+	s = chom_sink_limit_new(&m.s, h, &n, 3, "", &e);
+	assert_int_equal(chom_sink_write(s, "abc", 3, &e), 0);
+	assert_int_equal(chom_sink_write(s, "d", 1, &e), -1);
+	assert_int_equal(chom_sink_close(s, &e), 0);
+	chom_sha256_final_hex(h, hex);
+	assert_string_equal(hex, H_ABC);
+	assert_int_equal(n, 3);
+	chom_sink_free(s);
+	chom_sha256_free(h);
+}
+
 int
 main(void)
 {
@@ -312,6 +398,9 @@ main(void)
 		cmocka_unit_test(test_tee_member_write_fails),
 		cmocka_unit_test(test_tee_member_close_fails),
 		cmocka_unit_test(test_measure_into_tee),
+		cmocka_unit_test(test_limit_stops_at_max),
+		cmocka_unit_test(test_limit_refuses_whole_write),
+		cmocka_unit_test(test_limit_hashes_under_max),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
