@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@ struct opts {
 	size_t nto, nfiles, nconfig, nrecipients, nrecipient_files;
 	const char *host, *label, *db_cmd, *db_defaults, *passphrase_file;
 	const char *keygen, *metrics_dir, *config_file, *storage_class;
+	const char *base; /* [global] base, for --all */
 	bool db, sysinfo, all, no_encrypt, prune, json;
 	enum chom_compress compress;
 	long long level, threads, s3_parallel;
@@ -53,6 +55,7 @@ usage(void)
 	    "name)\n"
 	    "  --db                  dump the database with --db-cmd\n"
 	    "  --db-cmd CMD          default: %s\n"
+	    "                        (mariadb-dump if no mysqldump)\n"
 	    "  --db-defaults FILE    MySQL option file with the credentials\n"
 	    "  --files PATH          application files (repeatable)\n"
 	    "  --config PATH         configuration (repeatable)\n"
@@ -241,63 +244,108 @@ keygen(const char *path)
 	return chom_close_stdout(CHOM_EXIT_OK);
 }
 
+static const char *const metric_labels[] = { "kind", "target", NULL };
+static const struct {
+	const char *name, *help;
+} metric_defs[] = {
+	{ "chom_backup_last_success_timestamp_seconds",
+	  "When the last backup of the kind to the target succeeded." },
+	{ "chom_backup_last_status",
+	  "Exit status of the last backup of the kind to the target (0: "
+	  "success)." },
+	{ "chom_backup_duration_seconds",
+	  "How long the part of the kind took in the last successful backup." },
+	{ "chom_backup_size_bytes",
+	  "Stored size of the part of the kind in the last successful "
+	  "backup." },
+};
+
+/*
+ * The series of the kinds this run backed up, merged into the file: a
+ * 6-hourly --db run leaves the daily --all run's files, config and
+ * sysinfo series as they were, and a failure keeps the last success, on
+ * whose age alerts fire.
+ */
 static void
 metrics(const struct opts *o, const struct chom_backup_result *r, int status)
 {
-	char text[8192], path[PATH_MAX], old[8192] = "";
+	const char *kinds[CHOM_BACKUP_MAX_PARTS];
+	struct chom_metrics *m;
 	struct chom_err e;
-	size_t len = 0, i, t;
-	FILE *f;
+	size_t nk = 0, i, k, t, dropped = 0;
+	double now = (double)time(NULL);
+	int lock;
 
 	if (!o->metrics_dir)
 		return;
-	/* A failure keeps the last success: alerts fire on its age. */
-	snprintf(path, sizeof(path), "%s/chom_backup.prom", o->metrics_dir);
-	if (status != 0 && (f = fopen(path, "re"))) {
-		char line[1024];
+	if (o->db)
+		kinds[nk++] = "db";
+	if (o->nfiles)
+		kinds[nk++] = "files";
+	if (o->nconfig)
+		kinds[nk++] = "config";
+	if (o->sysinfo)
+		kinds[nk++] = "sysinfo";
+	/* Runs to other targets may end together: one read-merge-write at a
+	 * time, or the last rename loses the other's series. */
+	if ((lock = chom_metrics_lock(o->metrics_dir, 10, &e)) < 0) {
+		chom_warn("--metrics-dir: %s", e.msg);
+		if (e.code != CHOM_EXIT_BUSY)
+			return;
+	}
+	if (!(m = chom_metrics_new())) {
+		chom_warn("--metrics-dir: out of memory");
+		goto out;
+	}
+	for (i = 0; i < sizeof(metric_defs) / sizeof(metric_defs[0]); i++)
+		if (chom_metrics_declare(m, metric_defs[i].name, "gauge",
+					 metric_defs[i].help, metric_labels,
+					 &e) < 0)
+			goto fail;
+	/* Unreadable, the file is replaced by this run's series alone. */
+	if (chom_metrics_load(m, o->metrics_dir, "chom_backup", &dropped, &e) <
+	    0)
+		chom_warn("--metrics-dir: %s", e.msg);
+	if (dropped)
+		chom_debug("--metrics-dir: %zu lines of chom_backup.prom left "
+			   "out (not this version's series)",
+			   dropped);
+	for (t = 0; t < o->nto; t++)
+		for (k = 0; k < nk; k++) {
+			const char *lv[] = { kinds[k], o->to[t] };
 
-		while (fgets(line, sizeof(line), f))
-			if (!strncmp(line, "chom_backup_last_success", 24) &&
-			    strlen(old) + strlen(line) < sizeof(old))
-				strcat(old, line);
-		fclose(f);
-	}
-	len += (size_t)snprintf(
-	    text + len, sizeof(text) - len,
-	    "# HELP chom_backup_last_success_timestamp_seconds When the last "
-	    "backup succeeded.\n"
-	    "# TYPE chom_backup_last_success_timestamp_seconds gauge\n%s",
-	    old);
-	for (t = 0; t < o->nto; t++) {
-		if (status == 0)
-			len += (size_t)snprintf(
-			    text + len, sizeof(text) - len,
-			    "chom_backup_last_success_timestamp_seconds{"
-			    "target=\"%s\"} %ld\n",
-			    o->to[t], (long)time(NULL));
-		len +=
-		    (size_t)snprintf(text + len, sizeof(text) - len,
-				     "chom_backup_last_status{target=\"%s\"} "
-				     "%d\n",
-				     o->to[t], status);
-		if (status != 0)
-			continue;
-		len += (size_t)snprintf(text + len, sizeof(text) - len,
-					"chom_backup_duration_seconds{target="
-					"\"%s\"} %.3f\n",
-					o->to[t], r->seconds);
-		for (i = 0; i < r->nparts; i++)
-			len += (size_t)snprintf(
-			    text + len, sizeof(text) - len,
-			    "chom_backup_size_bytes{kind=\"%s\",target=\"%s\"} "
-			    "%llu\n",
-			    r->parts[i].kind, o->to[t], r->parts[i].size);
-	}
-	if (len >= sizeof(text))
-		chom_warn("--metrics-dir: too many targets to write");
-	else if (chom_metrics_write(o->metrics_dir, "chom_backup", text, &e) <
-		 0)
-		chom_warn("%s", e.msg);
+			if (chom_metrics_set(m, "chom_backup_last_status", lv,
+					     status, &e) < 0)
+				goto fail;
+			for (i = 0; status == 0 && i < r->nparts; i++) {
+				const struct chom_backup_part *p = &r->parts[i];
+
+				if (strcmp(p->kind, kinds[k]))
+					continue;
+				if (chom_metrics_set(
+					m,
+					"chom_backup_last_success_timestamp_"
+					"seconds",
+					lv, now, &e) < 0 ||
+				    chom_metrics_set(
+					m, "chom_backup_duration_seconds", lv,
+					round(p->seconds * 1000) / 1000,
+					&e) < 0 ||
+				    chom_metrics_set(
+					m, "chom_backup_size_bytes", lv,
+					(double)p->size, &e) < 0)
+					goto fail;
+			}
+		}
+	if (chom_metrics_save(m, o->metrics_dir, "chom_backup", &e) < 0)
+		goto fail;
+	goto out;
+fail:
+	chom_warn("--metrics-dir: %s", e.msg);
+out:
+	chom_metrics_free(m);
+	if (lock >= 0)
+		close(lock);
 }
 
 /* The point's summary: what a pipeline needs without the manifest. */
@@ -371,6 +419,65 @@ do_prune(const struct opts *o, struct chom_store **stores)
 		free(why);
 	}
 	return CHOM_EXIT_OK;
+}
+
+/* Whether PATH holds an executable file of that name, as sh would run. */
+static bool
+on_path(const char *name)
+{
+	const char *path = getenv("PATH"), *p, *end;
+	char file[PATH_MAX];
+	struct stat st;
+
+	if (!path)
+		path = "/bin:/usr/bin";
+	for (p = path;; p = end + 1) {
+		end = strchrnul(p, ':');
+		if (snprintf(file, sizeof(file), "%.*s%s%s", (int)(end - p), p,
+			     end > p ? "/" : "", name) < (int)sizeof(file) &&
+		    stat(file, &st) == 0 && S_ISREG(st.st_mode) &&
+		    access(file, X_OK) == 0)
+			return true;
+		if (!*end)
+			return false;
+	}
+}
+
+/* The default dump command: mysqldump, or mariadb-dump where MariaDB no
+ * longer installs the old name; the option file quoted for sh. */
+static int
+default_db_cmd(char *buf, size_t size, const char *defaults)
+{
+	const char *flags = CHOM_BACKUP_DB_CMD + strlen("mysqldump ");
+	const char *prog = !on_path("mysqldump") && on_path("mariadb-dump")
+			       ? "mariadb-dump"
+			       : "mysqldump";
+	size_t len;
+	FILE *f;
+	char *text = NULL;
+	const char *s;
+
+	if (!defaults) {
+		snprintf(buf, size, "%s %s", prog, flags);
+		return 0;
+	}
+	if (!(f = open_memstream(&text, &len)))
+		return -1;
+	/* --defaults-extra-file must come first. */
+	fprintf(f, "%s --defaults-extra-file='", prog);
+	for (s = defaults; *s; s++)
+		if (*s == '\'')
+			fputs("'\\''", f);
+		else
+			fputc(*s, f);
+	fprintf(f, "' %s", flags);
+	if (fclose(f) != 0 || len >= size) {
+		free(text);
+		return -1;
+	}
+	memcpy(buf, text, len + 1);
+	free(text);
+	return 0;
 }
 
 static int
@@ -521,8 +628,10 @@ config_key(void *ctx, const char *section, const char *key, const char *value,
 
 	if (!v)
 		return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
-	if (!strcmp(section, "global"))
-		return 0; /* base: the deploy tools' */
+	if (!strcmp(section, "global")) { /* base, the only key there */
+		o->base = v;
+		return 0;
+	}
 	if (!strcmp(key, "to") && o->nto < MAX_LIST)
 		o->to[o->nto++] = v;
 	else if (!strcmp(key, "recipient") && o->nrecipients < MAX_LIST)
@@ -596,6 +705,7 @@ main(int argc, char **argv)
 			o.host = f.host;
 		if (!o.metrics_dir)
 			o.metrics_dir = f.metrics_dir;
+		o.base = f.base;
 	}
 	if (!o.nto)
 		return chom_usage_error(
@@ -605,7 +715,9 @@ main(int argc, char **argv)
 	if (o.all) {
 		env = getenv("CHOM_BASE");
 		snprintf(sharedbuf, sizeof(sharedbuf), "%s/shared",
-			 env && *env ? env : CHOM_BASE_DEFAULT);
+			 env && *env ? env
+			 : o.base    ? o.base
+				     : CHOM_BASE_DEFAULT);
 		o.db = o.sysinfo = true;
 		if (!o.nfiles)
 			o.files[o.nfiles++] = sharedbuf;
@@ -619,16 +731,11 @@ main(int argc, char **argv)
 					"--db-cmd; put the option file in your "
 					"command");
 	if (o.db && !o.db_cmd) {
-		/* Credentials by option file, never on the command line:
-		 * --defaults-extra-file must come first. */
-		if (o.db_defaults)
-			snprintf(dbcmd, sizeof(dbcmd),
-				 "mysqldump --defaults-extra-file='%s' %s",
-				 o.db_defaults,
-				 CHOM_BACKUP_DB_CMD + strlen("mysqldump "));
-		else
-			snprintf(dbcmd, sizeof(dbcmd), "%s",
-				 CHOM_BACKUP_DB_CMD);
+		/* Credentials by option file, never on the command line. */
+		if (default_db_cmd(dbcmd, sizeof(dbcmd), o.db_defaults) < 0)
+			return chom_usage_error("--db-defaults: path too long: "
+						"%s",
+						chom_quote(o.db_defaults));
 		o.db_cmd = dbcmd;
 	}
 	if (cfg.db_cmd && !o.db)

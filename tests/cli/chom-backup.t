@@ -2,11 +2,15 @@
 # chom-backup (SPEC.md section 4, issue 4): usage errors; --keygen; a full
 # backup (--db through --db-cmd, --files, --config, --sysinfo, --label) to
 # a file:// target, judged by the real `age`, `gunzip`, `zstd`, `tar`,
-# `sha256sum` and python3's json; zstd, none, --no-encrypt,
+# `sha256sum` and python3's json, files and configuration compared entry by
+# entry after `age -d | tar -x`; --json's parts; zstd, none, --no-encrypt,
 # --passphrase-file; two targets in one pass; dump commands that fail, are
-# killed or print nothing; --metrics-dir; the lock; --prune on points made
-# by hand; and a real MariaDB dumped with the default mysqldump command and
-# restored into fresh servers (gzip and zstd).
+# killed or print nothing; --metrics-dir (series per kind and target, merged
+# across runs, judged by promtool; 8 long targets); --db-defaults quoted for
+# sh; the lock; --prune on points made by hand; a real MariaDB dumped with
+# the default mysqldump command (and mariadb-dump when PATH has no
+# mysqldump) and restored into fresh servers (gzip and zstd); --all; the
+# progress on a terminal (a pty) and silence without one.
 . "$(dirname "$0")/../lib/harness.sh"
 . "$(dirname "$0")/../lib/servers.sh"
 
@@ -118,9 +122,43 @@ printf 'deep\n' >"$FILES/sub/deeper/c.txt"
 chmod 640 "$FILES/a.txt"
 ln -s a.txt "$FILES/link-to-a"
 CONF=$T/etc-app
-mkdir -p "$CONF/conf.d"
+mkdir -p "$CONF/conf.d" "$CONF/empty"
 printf 'APP_KEY=base64:xyz\nDB_HOST=127.0.0.1\n' >"$CONF/.env"
 printf 'server { listen 80; }\n' >"$CONF/conf.d/site.conf"
+ln -s conf.d/site.conf "$CONF/site-link"
+ln -s /nowhere/at/all "$CONF/dangling"
+chmod 600 "$CONF/.env"
+chmod 750 "$CONF/conf.d"
+chmod 1777 "$CONF/empty"
+touch -d '2021-03-04 05:06:07' "$CONF/.env"
+# Directories' modes and mtimes too, set last: an entry made in a
+# directory changes its mtime.
+chmod 710 "$FILES/sub"
+touch -d '2020-01-02 03:04:05' "$FILES/sub/deeper" "$FILES/sub" "$CONF/conf.d" "$CONF/empty" "$CONF"
+# tree DIR: every entry under DIR and DIR itself, one a line: its path,
+# type, mode and mtime (a symlink: its target), and a file's SHA-256.
+tree() {
+	python3 - "$1" <<'PY'
+import hashlib, os, stat, sys
+root = sys.argv[1]
+def show(p):
+    st = os.lstat(p)
+    rel = os.path.relpath(p, root)
+    if stat.S_ISLNK(st.st_mode):
+        print(rel, "link", os.readlink(p))
+    elif stat.S_ISDIR(st.st_mode):
+        print(rel, "dir", oct(st.st_mode & 0o7777), int(st.st_mtime))
+    else:
+        with open(p, "rb") as f:
+            h = hashlib.sha256(f.read()).hexdigest()
+        print(rel, "file", oct(st.st_mode & 0o7777), int(st.st_mtime), st.st_size, h)
+show(root)
+for d, dirs, files in os.walk(root):
+    dirs.sort()
+    for n in sorted(dirs + files):
+        show(os.path.join(d, n))
+PY
+}
 
 # --- a full backup -----------------------------------------------------------
 LABEL='nightly "test" é'
@@ -155,16 +193,35 @@ done
 unlike "$list" '^/' "files.tar: no name with a leading /"
 X=$T/x-files
 mkdir -p "$X"
-age -d -i "$KEY" "$PD/files.tar.gz.age" | tar -xzf - -C "$X"
+# GNU tar sets a directory's mtime when it meets an entry outside it, and
+# libarchive's walk (lib/tarball.c) puts a directory's files after its
+# siblings: without --delay-directory-restore, a directory that holds files
+# gets the time of the extraction.
+age -d -i "$KEY" "$PD/files.tar.gz.age" | tar -xpzf - --delay-directory-restore -C "$X"
 ok "files round trip: a.txt" cmp -s "$FILES/a.txt" "$X/$rel/a.txt"
 ok "files round trip: sub/blob.bin" cmp -s "$FILES/sub/blob.bin" "$X/$rel/sub/blob.bin"
 ok "files round trip: sub/deeper/c.txt" cmp -s "$FILES/sub/deeper/c.txt" "$X/$rel/sub/deeper/c.txt"
 is "$(readlink "$X/$rel/link-to-a" 2>&1)" "a.txt" "files round trip: the symlink is a symlink to a.txt"
 is "$(stat -c %a "$X/$rel/a.txt")" 640 "files round trip: the mode"
 is "$(stat -c %Y "$X/$rel/a.txt")" "$(stat -c %Y "$FILES/a.txt")" "files round trip: the mtime"
+is "$(stat -c %a.%Y "$X/$rel/sub")" "710.$(stat -c %Y "$FILES/sub")" "files round trip: a directory's mode and mtime"
+is "$(tree "$X/$rel")" "$(tree "$FILES")" \
+	"files round trip: every entry's type, mode, mtime, link target and content"
 clist=$(age -d -i "$KEY" "$PD/config.tar.gz.age" | tar -tzf - 2>&1)
 ok "config.tar lists .env" grep -qxF "${CONF#/}/.env" <<<"$clist"
 ok "config.tar lists conf.d/site.conf" grep -qxF "${CONF#/}/conf.d/site.conf" <<<"$clist"
+XC=$T/x-config
+mkdir -p "$XC"
+age -d -i "$KEY" "$PD/config.tar.gz.age" | tar -xpzf - --delay-directory-restore -C "$XC"
+crel=${CONF#/}
+ok "config round trip: .env" cmp -s "$CONF/.env" "$XC/$crel/.env"
+is "$(stat -c %a.%Y "$XC/$crel/.env")" "600.$(stat -c %Y "$CONF/.env")" "config round trip: .env's mode 600 and mtime"
+is "$(readlink "$XC/$crel/site-link" 2>&1)" conf.d/site.conf "config round trip: a symlink stays a symlink"
+is "$(readlink "$XC/$crel/dangling" 2>&1)" /nowhere/at/all "config round trip: a dangling symlink too"
+is "$(stat -c %a.%Y "$XC/$crel/conf.d")" "750.$(stat -c %Y "$CONF/conf.d")" "config round trip: a directory's mode and mtime"
+is "$(stat -c %a "$XC/$crel/empty")" 1777 "config round trip: the sticky bit of an empty directory"
+is "$(tree "$XC/$crel")" "$(tree "$CONF")" \
+	"config round trip: every entry's type, mode, mtime, link target and content"
 age -d -i "$KEY" "$PD/sysinfo.txt.age" >"$T/sysinfo.txt" 2>/dev/null
 ok "sysinfo.txt decrypts to text with the kernel" grep -q "$(uname -r)" "$T/sysinfo.txt"
 
@@ -201,12 +258,29 @@ is "$(mf "$M" "[c['status'] for c in m['commands'] if c['part'] == 'sysinfo']")"
 unlike "$(cat "$M")" 'AGE-SECRET-KEY' "manifest: no secret key"
 ok "no temporary file left in the target" test -z "$(find "$S" -name '*tmp*')"
 
-# --json: one JSON object with the point.
-run chom-backup --to "$U" --host web1j -r "$R" --db --db-cmd "cat $T/small.sql" --json
+# --json: one JSON object with the point and its parts.
+run chom-backup --to "$U" --host web1j -r "$R" --label json --db --db-cmd "cat $T/small.sql" \
+	--files "$FILES" --sysinfo --json
 exits 0 "--json: exit 0"
 is "$(printf '%s\n' "$OUT" | wc -l)" 1 "--json: one line"
-is "$(printf '%s' "$OUT" | python3 -c 'import json,sys; print(json.load(sys.stdin)["point"])' 2>&1)" \
-	"$(ls "$S/web1j")" "--json: the point of the directory written"
+printf '%s\n' "$OUT" >"$T/summary.json"
+# js EXPR: EXPR of the summary, as m.
+js() { mf "$T/summary.json" "$1"; }
+is "$(js 'm["point"]')" "$(ls "$S/web1j")" "--json: the point of the directory written"
+JD=$S/web1j/$(js 'm["point"]')
+is "$(js 'm["host"]') $(js 'm["label"]')" "web1j json" "--json: host and label"
+num_ok "--json: seconds ($(js 'm["seconds"]'))" "$(js 'm["seconds"]') >= 0"
+is "$(js '" ".join(p["name"] for p in m["parts"])')" "db.sql.gz.age files.tar.gz.age sysinfo.txt.age" \
+	"--json: one part per file of the point, in order"
+is "$(js '" ".join(p["kind"] for p in m["parts"])')" "db files sysinfo" "--json: the parts' kinds"
+for n in db.sql.gz.age files.tar.gz.age sysinfo.txt.age; do
+	q="[p for p in m['parts'] if p['name'] == '$n'][0]"
+	is "$(js "${q}['size']")" "$(stat -c %s "$JD/$n")" "--json: $n size = the file's"
+	is "$(js "${q}['sha256']")" "$(sha256sum "$JD/$n" | cut -d' ' -f1)" "--json: $n sha256 = sha256sum of the file"
+	is "$(js "${q}['plain_size']")" "$(mf "$JD/manifest.json" "${q}['plain_size']")" "--json: $n plain size = the manifest's"
+done
+is "$(js '[p["plain_size"] for p in m["parts"] if p["kind"] == "db"][0]')" "$(stat -c %s "$T/small.sql")" \
+	"--json: the dump's plain size = the dump's size"
 
 # The default HOST: the short host name.
 run chom-backup --to "file://$T/store-host" -r "$R" --db --db-cmd "cat $T/small.sql"
@@ -283,16 +357,45 @@ mkdir -p "$MET"
 run chom-backup --to "file://$T/ok" --host web1 -r "$R" --db --db-cmd "cat $T/small.sql" --metrics-dir "$MET"
 exits 0 "--metrics-dir: a good backup"
 t_ok=$(date +%s)
+OKP=$T/ok/web1/$OUT
 PROM=$MET/chom_backup.prom
 ok "--metrics-dir: chom_backup.prom written" test -f "$PROM"
 is "$(names "$MET")" chom_backup.prom "--metrics-dir: no temporary file left"
 succ=$(grep -E '^chom_backup_last_success_timestamp_seconds\{[^}]*\} [0-9.e+]+$' "$PROM")
-like "$succ" "target=\"file://$T/ok\"" "--metrics-dir: last success for the target"
+is "${succ% *}" "chom_backup_last_success_timestamp_seconds{kind=\"db\",target=\"file://$T/ok\"}" \
+	"--metrics-dir: last success for the kind and the target"
 v=$(awk '{ print $2 }' <<<"$succ")
 num_ok "--metrics-dir: the last success is now ($v)" "$v >= $T0 && $v <= $t_ok"
-like "$(grep '^chom_backup_last_status' "$PROM")" ' 0$' "--metrics-dir: last status 0"
-ok "--metrics-dir: a size metric" grep -qE '^chom_backup_size_bytes\{.*\} [0-9]+$' "$PROM"
-ok "--metrics-dir: a duration metric" grep -qE '^chom_backup_duration_seconds\{.*\} [0-9.]+$' "$PROM"
+is "$(grep '^chom_backup_last_status' "$PROM")" \
+	"chom_backup_last_status{kind=\"db\",target=\"file://$T/ok\"} 0" "--metrics-dir: last status 0"
+is "$(grep '^chom_backup_size_bytes' "$PROM")" \
+	"chom_backup_size_bytes{kind=\"db\",target=\"file://$T/ok\"} $(stat -c %s "$OKP/db.sql.gz.age")" \
+	"--metrics-dir: the size is the stored part's"
+ok "--metrics-dir: a duration metric" grep -qE '^chom_backup_duration_seconds\{kind="db",target=".*"\} [0-9.]+$' "$PROM"
+ok_lines=$(grep -F "target=\"file://$T/ok\"" "$PROM")
+# prom_check DESC FILE: the file passes promtool (Prometheus' own parser and
+# linter), or python's prometheus_client parser, or at least our checks.
+prom_check() {
+	local out
+	if command -v promtool >/dev/null 2>&1; then
+		out=$(promtool check metrics <"$2" 2>&1)
+		ok "$1: promtool check metrics passes" test $? -eq 0
+		[ -n "$out" ] && diag "$out"
+	elif python3 -c 'import prometheus_client' 2>/dev/null; then
+		ok "$1: prometheus_client parses it" python3 -c '
+import sys
+from prometheus_client.parser import text_string_to_metric_families as p
+list(p(open(sys.argv[1]).read()))' "$2"
+	else
+		skip "$1: a Prometheus parser" "neither promtool nor prometheus_client installed"
+	fi
+	is "$(grep -c '^# HELP' "$2") $(grep -c '^# TYPE' "$2")" \
+		"$(grep -v '^#' "$2" | sed 's/[{ ].*//' | sort -u | wc -l) $(grep -v '^#' "$2" | sed 's/[{ ].*//' | sort -u | wc -l)" \
+		"$1: one HELP and one TYPE per metric"
+	is "$(grep -v '^#' "$2" | sed 's/ [^ ]*$//' | sort | uniq -d)" "" "$1: no series twice"
+	is "$(grep -v '^#' "$2" | grep -vc 'kind="[a-z]*",target=')" 0 "$1: every series has a kind and a target"
+}
+prom_check "--metrics-dir" "$PROM"
 
 F=$T/fail
 # fail_case DESC CMD STDERR_ERE: the dump CMD fails the backup.
@@ -306,7 +409,10 @@ fail_case() {
 	no_point_left "$d" "$F" web1
 	is "$(grep -E '^chom_backup_last_success_timestamp_seconds' "$PROM")" "$succ" \
 		"$d: the metrics keep the last success"
-	like "$(grep '^chom_backup_last_status' "$PROM")" ' [1-9][0-9]*$' "$d: the metrics' last status is not 0"
+	is "$(grep -F "target=\"file://$F\"" "$PROM" | sed 's/ [1-9][0-9]*$/ FAILED/')" \
+		"$(printf 'chom_backup_last_status{kind="%s",target="file://%s"} FAILED\n' db "$F" files "$F" sysinfo "$F")" \
+		"$d: the metrics' last status of each kind is not 0, and no size or duration"
+	is "$(grep -F "target=\"file://$T/ok\"" "$PROM")" "$ok_lines" "$d: the other target's series are kept"
 	is "$(grep -v '^#' "$PROM" | sed 's/ [^ ]*$//' | sort | uniq -d)" "" "$d: no series twice in the metrics"
 }
 fail_case "dump exits 1 after writing" \
@@ -320,12 +426,127 @@ fail_case "dump killed by a signal (sh -c 'kill -9 \$\$' as the command)" "sh -c
 fail_case "dump prints nothing" "true" 'nothing|no output|empty'
 fail_case "dump prints nothing and exits 0 after stderr" "echo 'warning only' >&2" 'nothing|no output|empty'
 like "$ERR" 'chom-backup: warning only' "a dump's stderr is relayed even when it succeeds"
-# A files path that does not exist is no backup of it. (man/chom-backup.1
-# documents the opposite: reported, left out, the backup goes on.)
+# A files path that does not exist is no backup of it: a path asked for and
+# missing is a mistake (man/chom-backup.1, DESCRIPTION).
 run chom-backup --to "file://$F" --host web1 -r "$R" --files "$T/no-such-dir"
 exits 1 "--files of a missing path: exit 1"
 like "$ERR" 'no-such-dir' "--files of a missing path: says which"
 no_point_left "--files of a missing path" "$F" web1
+
+# --- --metrics-dir: series per kind and target, merged across runs -----------
+# A 6-hourly --db run and a daily --files run share the file: each keeps the
+# other's series, and a failed run keeps its kinds' last success.
+M2=$T/metrics2
+mkdir -p "$M2"
+PF=$M2/chom_backup.prom
+MT=file://$T/mt
+# kind_series KIND: the names of the four series of KIND to $MT.
+kind_series() {
+	printf '%s{kind="%s",target="%s"}\n' chom_backup_last_success_timestamp_seconds "$1" "$MT" \
+		chom_backup_last_status "$1" "$MT" chom_backup_duration_seconds "$1" "$MT" \
+		chom_backup_size_bytes "$1" "$MT"
+}
+# An older chom's series, without a kind, and lines of no metric of ours.
+printf '%s\n' '# HELP chom_backup_last_status Old.' '# TYPE chom_backup_last_status gauge' \
+	"chom_backup_last_status{target=\"$MT\"} 0" 'something_else 1' >"$PF"
+run chom-backup --to "$MT" --host web1 -r "$R" --db --db-cmd "cat $T/small.sql" --metrics-dir "$M2"
+exits 0 "metrics, a --db run: exit 0"
+db1=$(grep -F 'kind="db"' "$PF")
+is "$(sed 's/ [^ ]*$//' <<<"$db1")" "$(kind_series db)" "metrics, a --db run: the four series of db"
+is "$(grep -v '^#' "$PF" | grep -vF 'kind="db"')" "" "metrics, a --db run: an older chom's series without a kind are dropped"
+is "$(grep -F chom_backup_size_bytes <<<"$db1" | awk '{ print $2 }')" "$(stat -c %s "$T/mt/web1/$OUT/db.sql.gz.age")" \
+	"metrics, a --db run: db's size is the stored part's"
+prom_check "metrics, a --db run" "$PF"
+run chom-backup --to "$MT" --host web1 -r "$R" --files "$FILES" --metrics-dir "$M2"
+exits 0 "metrics, then a --files run: exit 0"
+files1=$(grep -F 'kind="files"' "$PF")
+is "$(grep -F 'kind="db"' "$PF")" "$db1" "metrics, then a --files run: db's series are kept as they were"
+is "$(sed 's/ [^ ]*$//' <<<"$files1")" "$(kind_series files)" "metrics, then a --files run: the four series of files"
+is "$(grep -F chom_backup_size_bytes <<<"$files1" | awk '{ print $2 }')" "$(stat -c %s "$T/mt/web1/$OUT/files.tar.gz.age")" \
+	"metrics, then a --files run: files' size is the stored part's"
+prom_check "metrics, --db then --files" "$PF"
+sleep 1 # a last success written again would be a second later
+run chom-backup --to "$MT" --host web1 -r "$R" --db --db-cmd false --metrics-dir "$M2"
+exits 1 "metrics, then a failing --db run: exit 1"
+is "$(grep -F 'kind="db"' "$PF")" "$(sed 's/^\(chom_backup_last_status{.*}\) 0$/\1 1/' <<<"$db1")" \
+	"metrics, then a failing --db run: db's status 1, its last success, duration and size as they were"
+is "$(grep -F 'kind="files"' "$PF")" "$files1" "metrics, then a failing --db run: files' series unchanged"
+prom_check "metrics, after a failed run" "$PF"
+run chom-backup --to "$MT" --host web1 -r "$R" --db --db-cmd "cat $T/small.sql" --metrics-dir "$M2"
+exits 0 "metrics, then a good --db run: exit 0"
+is "$(grep -F 'chom_backup_last_status{kind="db"' "$PF" | awk '{ print $2 }')" 0 "metrics, then a good --db run: db's status back to 0"
+v1=$(grep -F 'chom_backup_last_success_timestamp_seconds{kind="db"' <<<"$db1" | awk '{ print $2 }')
+v2=$(grep -F 'chom_backup_last_success_timestamp_seconds{kind="db"' "$PF" | awk '{ print $2 }')
+num_ok "metrics, then a good --db run: a newer last success ($v1 < $v2)" "$v1 < $v2"
+is "$(grep -F 'kind="files"' "$PF")" "$files1" "metrics, then a good --db run: files' series unchanged"
+# Runs take turns on the file by a lock on the directory itself.
+(exec 9<"$M2" && flock 9 && exec sleep 2) &
+LP2=$!
+for _ in $(seq 1 50); do
+	flock -n "$M2" true 2>/dev/null || break
+	sleep 0.1
+done
+t1=$(date +%s%N)
+run chom-backup --to "$MT" --host web1 -r "$R" --sysinfo --metrics-dir "$M2"
+t2=$(date +%s%N)
+wait "$LP2"
+exits 0 "metrics, the directory locked by another run: exit 0"
+is "$ERR" "" "metrics, the directory locked by another run: nothing on stderr"
+num_ok "metrics, the directory locked by another run: waits for it ($(((t2 - t1) / 1000000)) ms)" "$(((t2 - t1) / 1000000)) >= 1000"
+is "$(grep -F 'kind="sysinfo"' "$PF" | sed 's/ [^ ]*$//')" "$(kind_series sysinfo)" \
+	"metrics, the directory locked by another run: then writes its series"
+is "$(names "$M2")" chom_backup.prom "metrics: no lock or temporary file left in the directory"
+
+# As many targets as allowed, with long paths and a quote and a backslash
+# in one: every series written (once in an 8 KiB buffer, which overflowed).
+long=$(printf '%0100d' 0)
+MANY=()
+for i in 1 2 3 4 5 6 7; do
+	MANY+=(--to "file://$T/many/t$i-$long/$long/$long")
+done
+QT="file://$T/many/q\"uote\\back-$long/$long/$long"
+MANY+=(--to "$QT")
+M3=$T/metrics3
+mkdir -p "$M3"
+run chom-backup "${MANY[@]}" --host web1 -r "$R" --db --db-cmd "cat $T/small.sql" \
+	--files "$FILES" --config "$CONF" --sysinfo --metrics-dir "$M3"
+exits 0 "metrics, 8 targets of ${#QT} characters: exit 0"
+is "$ERR" "" "metrics, 8 long targets: nothing on stderr"
+is "$(grep -vc '^#' "$M3/chom_backup.prom")" 128 "metrics, 8 long targets: 4 metrics x 4 kinds x 8 targets"
+esc=$(printf '%s' "$QT" | sed 's/\\/\\\\/g; s/"/\\"/g')
+is "$(grep -cF "target=\"$esc\"}" "$M3/chom_backup.prom")" 16 \
+	"metrics, 8 long targets: the quote and the backslash escaped in the label"
+prom_check "metrics, 8 long targets" "$M3/chom_backup.prom"
+run chom-backup "${MANY[@]}" --host web1 -r "$R" --db --db-cmd false \
+	--files "$FILES" --config "$CONF" --sysinfo --metrics-dir "$M3"
+exits 1 "metrics, 8 long targets, a failed run: exit 1"
+is "$(grep -c '^chom_backup_last_status{.*} 1$' "$M3/chom_backup.prom") $(grep -vc '^#' "$M3/chom_backup.prom")" "32 128" \
+	"metrics, 8 long targets, a failed run: 32 statuses of 1, every series kept"
+prom_check "metrics, 8 long targets, a failed run" "$M3/chom_backup.prom"
+python3 - "$M3/chom_backup.prom" "$QT" >"$T/prom-parse.out" 2>&1 <<'PY'
+import re, sys
+# The text format's label values, unescaped as Prometheus reads them.
+pat = re.compile(r'^(\w+)\{kind="(\w+)",target="((?:[^"\\]|\\.)*)"\} (\S+)$')
+seen = set()
+for line in open(sys.argv[1], encoding="utf-8"):
+    if line.startswith("#"):
+        continue
+    m = pat.match(line.rstrip("\n"))
+    assert m, line
+    t = re.sub(r'\\(.)', lambda x: {"n": "\n"}.get(x.group(1), x.group(1)), m.group(3))
+    seen.add(t)
+assert sys.argv[2] in seen, seen
+print(len(seen))
+PY
+is "$(cat "$T/prom-parse.out")" 8 "metrics, 8 long targets: the label values read back as the 8 URLs"
+
+# --- --db-defaults: the path is quoted for sh ---------------------------------
+run chom-backup --to "file://$T/inj" --host web1 -r "$R" --db \
+	--db-defaults "$T/x'; touch '$T/pwned'; : '"
+exits 1 "--db-defaults of a missing path with quotes: exit 1"
+ok "--db-defaults of a missing path with quotes: it names the file" grep -qF "x'; touch '$T/pwned'; : '" "$T/.err"
+ok "--db-defaults of a path with quotes: runs no command of it" test ! -e "$T/pwned"
+no_point_left "--db-defaults of a missing path" "$T/inj" web1
 
 # --- the lock -----------------------------------------------------------------
 LOCK=$S/web1/.lock
@@ -626,6 +847,43 @@ with open(sys.argv[1], "w") as w:
 		grep -q 'INSERT INTO `items`' <(age -d -i "$KEY" "$T/mstore-pw/db1/$OUT/db.sql.gz.age" | gunzip)
 	unlike "$(cat "$T/mstore-pw/db1/$OUT/manifest.json")" 'S3cret-pw' "MariaDB: the password is not in the manifest"
 	unlike "$ERR" 'S3cret-pw' "MariaDB: the password is not printed"
+	# An option file whose name holds quotes, a dollar and a backslash.
+	QDEF="$T/it's \"my\" \$HOME \\ o'clock.cnf"
+	cp "$DEF" "$QDEF"
+	chmod 600 "$QDEF"
+	run chom-backup --to "file://$T/mstore-q" --host db1 -r "$R" --db --db-defaults "$QDEF"
+	exits 0 "--db-defaults of a path with quotes, \$ and \\: exit 0"
+	# shellcheck disable=SC2016
+	ok "--db-defaults of a path with quotes: the dump decrypts" \
+		grep -q 'CREATE TABLE `items`' <(age -d -i "$KEY" "$T/mstore-q/db1/$OUT/db.sql.gz.age" | gunzip)
+	c=$(mf "$T/mstore-q/db1/$OUT/manifest.json" "[c['command'] for c in m['commands'] if c['part'] == 'db'][0]")
+	is "$(bash -c 'eval "set -- $1"; printf "%s|%s" "$1" "$2"' _ "$c")" "mysqldump|--defaults-extra-file=$QDEF" \
+		"--db-defaults of a path with quotes: sh reads the path back from the command"
+	# No mysqldump on PATH: mariadb-dump, with the same options.
+	MDB=$T/path-mariadb-dump
+	mkdir -p "$MDB" "$T/path-empty"
+	ln -s "$(command -v mariadb-dump)" "$MDB/mariadb-dump"
+	CB=$(command -v chom-backup)
+	run env PATH="$MDB" "$CB" --to "file://$T/mstore-mdb" --host db1 -r "$R" --db --db-defaults "$DEF"
+	exits 0 "no mysqldump on PATH, mariadb-dump: exit 0"
+	MDP=$T/mstore-mdb/db1/$OUT
+	like "$(mf "$MDP/manifest.json" "[c['command'] for c in m['commands'] if c['part'] == 'db'][0]")" \
+		'^mariadb-dump --defaults-extra-file=.*my\.cnf.* --single-transaction --quick --routines --events --triggers --all-databases$' \
+		"no mysqldump on PATH: the default command is mariadb-dump with the same options"
+	age -d -i "$KEY" "$MDP/db.sql.gz.age" | gunzip >"$T/mdb-dump.sql"
+	# shellcheck disable=SC2016
+	ok "no mysqldump on PATH: the mariadb-dump dump holds the tables" grep -q 'CREATE TABLE `items`' "$T/mdb-dump.sql"
+	# shellcheck disable=SC2016
+	ok "no mysqldump on PATH: the mariadb-dump dump holds the trigger" grep -qE 'CREATE.*TRIGGER `?orders_audit`?' "$T/mdb-dump.sql"
+	CAT="$(command -v cat) $T/small.sql"
+	run env PATH="$MDB" "$CB" --to "file://$T/mstore-mdb2" --host db1 -r "$R" --db --db-cmd "$CAT"
+	exits 0 "no mysqldump on PATH, a --db-cmd: exit 0"
+	is "$(mf "$T/mstore-mdb2/db1/$OUT/manifest.json" "[c['command'] for c in m['commands'] if c['part'] == 'db'][0]")" \
+		"$CAT" "no mysqldump on PATH: a --db-cmd is run as given"
+	run env PATH="$T/path-empty" "$CB" --to "file://$T/mstore-none" --host db1 -r "$R" --db --db-defaults "$DEF"
+	exits 1 "neither mysqldump nor mariadb-dump on PATH: exit 1"
+	like "$ERR" 'mysqldump' "neither on PATH: the error names mysqldump"
+	no_point_left "neither on PATH" "$T/mstore-none" db1
 	age -d -i "$KEY" "$MP/db.sql.gz.age" | gunzip >"$T/mdump.sql"
 	# shellcheck disable=SC2016
 	ok "MariaDB: the dump decrypts and gunzips" grep -q 'CREATE TABLE `items`' "$T/mdump.sql"
@@ -692,6 +950,92 @@ with open(sys.argv[1], "w") as w:
 else
 	ok "mariadbd starts" false
 fi
+
+# --- --all ----------------------------------------------------------------------
+# BASE/shared from CHOM_BASE, else [global] base of the configuration; the
+# configuration: those of /etc/nginx, /etc/php, /etc/chom, /etc/mysql and
+# /etc/redis that exist on this machine.
+AB=$T/allbase
+mkdir -p "$AB/shared/storage/app"
+printf 'APP_ENV=production\n' >"$AB/shared/.env"
+printf 'upload\n' >"$AB/shared/storage/app/u.txt"
+want_etc=$(for d in /etc/nginx /etc/php /etc/chom /etc/mysql /etc/redis; do
+	[ -e "$d" ] && printf '%s\n' "${d#/}"
+done | LC_ALL=C sort)
+run env CHOM_BASE="$AB" chom-backup --all --to "file://$T/allstore" --host web1 -r "$R" --db-cmd "cat $T/small.sql"
+exits 0 "--all: exit 0"
+AP=$T/allstore/web1/$OUT
+if [ -n "$want_etc" ]; then
+	is "$(names "$AP")" "config.tar.gz.age db.sql.gz.age files.tar.gz.age manifest.json sysinfo.txt.age" \
+		"--all: a part of every kind"
+	is "$(mf "$AP/manifest.json" 'sorted(p["kind"] for p in m["parts"])')" '["config", "db", "files", "sysinfo"]' \
+		"--all: the manifest lists every kind"
+	is "$(age -d -i "$KEY" "$AP/config.tar.gz.age" | tar -tzf - | cut -d/ -f1-2 | LC_ALL=C sort -u)" "$want_etc" \
+		"--all: the configuration of each of /etc/{nginx,php,chom,mysql,redis} that exists"
+else
+	is "$(names "$AP")" "db.sql.gz.age files.tar.gz.age manifest.json sysinfo.txt.age" \
+		"--all: db, files and sysinfo (no /etc/nginx, /etc/php ... on this machine)"
+fi
+ok "--all: the dump is the --db-cmd's" cmp -s "$T/small.sql" <(age -d -i "$KEY" "$AP/db.sql.gz.age" | gunzip)
+alist=$(age -d -i "$KEY" "$AP/files.tar.gz.age" | tar -tzf - 2>&1)
+ok "--all: the files are CHOM_BASE/shared (.env)" grep -qxF "${AB#/}/shared/.env" <<<"$alist"
+ok "--all: the files are CHOM_BASE/shared (storage)" grep -qxF "${AB#/}/shared/storage/app/u.txt" <<<"$alist"
+is "$(grep -v "^${AB#/}/shared" <<<"$alist")" "" "--all: nothing but CHOM_BASE/shared in the files"
+age -d -i "$KEY" "$AP/sysinfo.txt.age" 2>/dev/null | grep -q "$(uname -r)"
+ok "--all: the system facts" test $? -eq 0
+printf '[global]\nbase = %s\n' "$AB" >"$T/all.conf"
+run chom-backup -c "$T/all.conf" --all --config "$CONF" --to "file://$T/allstore2" --host web1 -r "$R" \
+	--db-cmd "cat $T/small.sql"
+exits 0 "--all, base from [global] of the configuration: exit 0"
+ok "--all: the files are [global] base/shared without CHOM_BASE" \
+	grep -qxF "${AB#/}/shared/.env" <(age -d -i "$KEY" "$T/allstore2/web1/$OUT/files.tar.gz.age" | tar -tzf -)
+is "$(age -d -i "$KEY" "$T/allstore2/web1/$OUT/config.tar.gz.age" | tar -tzf - | grep -vc "^${CONF#/}")" 0 \
+	"--all --config PATH: the configuration is PATH only"
+run env CHOM_BASE="$T/no-base" chom-backup -c "$T/all.conf" --all --to "file://$T/allstore3" --host web1 -r "$R" \
+	--db-cmd "cat $T/small.sql"
+exits 1 "--all: CHOM_BASE wins over [global] base (its shared is missing): exit 1"
+like "$ERR" "no-base/shared" "--all: CHOM_BASE wins: says which path is missing"
+
+# --- progress on a terminal ---------------------------------------------------
+# pty CMD...: CMD on a new pseudo-terminal (its stdin, stdout and stderr);
+# prints what CMD wrote there, and exits with its status (killed after
+# 120 s, by the hang-up of its terminal).
+pty() {
+	python3 - "$@" <<'PY'
+import os, pty, signal, sys
+signal.alarm(120)
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(sys.argv[1], sys.argv[1:])
+out = b""
+while True:
+    try:
+        d = os.read(fd, 65536)
+    except OSError:
+        break
+    if not d:
+        break
+    out += d
+_, st = os.waitpid(pid, 0)
+sys.stdout.buffer.write(out)
+sys.exit(os.waitstatus_to_exitcode(st))
+PY
+}
+BIG="head -c 30000000 /dev/zero"
+run pty chom-backup --to "file://$T/ptystore" --host web1 -r "$R" --db --db-cmd "$BIG"
+exits 0 "on a terminal: exit 0"
+like "$OUT" 'chom-backup: db: [0-9]+\.[0-9] MiB, [0-9]+\.[0-9] MiB/s, [0-9]+s' \
+	"on a terminal: progress, with bytes, rate and time elapsed"
+last=$(printf '%s' "$OUT" | grep -aoE 'db: [0-9.]+ MiB' | tail -n 1 | grep -oE '[0-9.]+')
+num_ok "on a terminal: the progress reaches the end of the 28.6 MiB dump (${last:-none} MiB)" "${last:-0} >= 24 && ${last:-0} <= 28.7"
+like "$OUT" $'\r\e\\[K[0-9]{8}T[0-9]{6}Z' "on a terminal: the progress line is cleared before the point id"
+run pty chom-backup -q --to "file://$T/ptystore" --host web1 -r "$R" --db --db-cmd "$BIG"
+exits 0 "on a terminal, -q: exit 0"
+unlike "$OUT" 'MiB' "on a terminal, -q: no progress"
+like "$OUT" '^[0-9]{8}T[0-9]{6}Z' "on a terminal, -q: the point id still"
+run chom-backup --to "file://$T/ptystore" --host web1 -r "$R" --db --db-cmd "$BIG"
+exits 0 "no terminal (as under cron): exit 0"
+is "$ERR" "" "no terminal (as under cron): nothing on stderr"
 
 # Three backups in a row, each done within its second: the lock serialises
 # them, and a run that would take the second of the one before takes the
