@@ -25,6 +25,8 @@ unset CHOM_BASE GITHUB_STEP_SUMMARY
 MAX_RSS_MIB=64 # chom-backup's peak RSS without its S3 upload parts
 PARALLEL=4     # --s3-parallel: upload parts in flight (chom-backup's default)
 PART_MIB=8     # the upload part size of a part of a point up to 7.8 GiB
+# The upload's memory, as lib/s3.h and chom-backup(1) put it: PARALLEL
+# parts in flight and the one being filled, PARALLEL + 1 parts in all.
 MIN_RATIO=1.0  # chom-backup's throughput against pigz | age | aws s3 cp
 BUCKET=bench
 
@@ -218,11 +220,11 @@ peak=0
 for v in ${rss_of[a]}; do
 	[ "$v" -gt "$peak" ] && peak=$v
 done
-max_rss=$((MAX_RSS_MIB + PARALLEL * PART_MIB))
+max_rss=$((MAX_RSS_MIB + (PARALLEL + 1) * PART_MIB))
 echo "targets:"
 printf '  chom-backup / pigz | age | aws s3 cp throughput:  %sx (target >= %sx %s; by CPU time %sx)\n' \
     "$ab" "$MIN_RATIO" "$(met "$ab >= $MIN_RATIO")" "$(ratio "${mcpu[b]}" "${mcpu[a]}")"
-printf '  chom-backup peak RSS, any run:                    %s MiB (median %s; target <= %s + %d x %d = %d MiB %s)\n' \
+printf '  chom-backup peak RSS, any run:                    %s MiB (median %s; target <= %s + (%d + 1) x %d = %d MiB %s)\n' \
     "$(mib "$peak")" "$(mib "${mrss[a]}")" "$MAX_RSS_MIB" "$PARALLEL" "$PART_MIB" "$max_rss" \
     "$(met "$peak <= $max_rss * 1024")"
 printf '(timed part of the bench: %s s; load average at the end: %s)\n' \

@@ -5,12 +5,14 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "exitcode.h"
 #include "s3.h"
 #include "sigv4.h"
@@ -18,6 +20,9 @@
 #define BODY_MAX (1 << 20) /* of a reply that is not an object */
 #define KEY_MAX 1024
 #define URL_MAX (4 * KEY_MAX + 1024)
+/* After a failure: the whole cleanup, and each of its requests. */
+#define CLEANUP_S 30
+#define CLEANUP_REQUEST_S 10
 
 struct chom_s3 {
 	char bucket[256], region[64];
@@ -28,7 +33,8 @@ struct chom_s3 {
 	int parallel, attempts;
 	double backoff;
 	volatile sig_atomic_t *stop;
-	CURL *curl; /* the caller's thread */
+	double cleanup_until; /* chom_mono() deadline once cleaning up */
+	CURL *curl;           /* the caller's thread */
 	bool curl_global;
 };
 
@@ -221,6 +227,10 @@ struct rq {
 	size_t nextra;
 	struct chom_sink *sink; /* a 2xx body goes there (GET) */
 	const char *hash;       /* the body's hex SHA-256, or NULL */
+	atomic_bool *cancel;    /* set: the request is no longer wanted */
+	/* On a connection of its own: on one reused and found closed,
+	 * libcurl would send it again itself, unknown to us. */
+	bool fresh;
 };
 
 struct rs {
@@ -230,9 +240,14 @@ struct rs {
 	char etag[256];
 	unsigned long long got;  /* bytes handed to the sink */
 	unsigned long long skip; /* of a 200 answer to a Range request */
+	long long range_from;    /* a 206's Content-Range start, or -1 */
 	struct chom_sink *sink;
 	CURL *c;
-	bool sink_failed;
+	const struct chom_s3 *s;
+	atomic_bool *cancel;
+	CURLcode cc;
+	int tries; /* attempts sent */
+	bool sink_failed, range_checked, range_bad, too_big;
 	struct chom_err sink_err;
 };
 
@@ -244,9 +259,17 @@ on_body(char *p, size_t size, size_t n, void *ud)
 	long status = 0;
 
 	curl_easy_getinfo(r->c, CURLINFO_RESPONSE_CODE, &status);
-	/* A 206 answers the Range from the byte asked: nothing to skip. */
-	if (status == 206)
+	/* A 206 answers the Range from the byte asked, nothing to skip; from
+	 * another byte, it would put its bytes in the wrong place. */
+	if (status == 206 && r->sink && !r->range_checked) {
+		r->range_checked = true;
+		if (r->range_from < 0 ||
+		    (unsigned long long)r->range_from != r->skip) {
+			r->range_bad = true;
+			return 0;
+		}
 		r->skip = 0;
+	}
 	if (r->sink && status >= 200 && status < 300) {
 		cut = r->skip < len ? (size_t)r->skip : len;
 		r->skip -= cut;
@@ -258,7 +281,12 @@ on_body(char *p, size_t size, size_t n, void *ud)
 		r->got += len - cut;
 		return len;
 	}
-	if (r->blen + len <= BODY_MAX) {
+	/* Cut, it would only fail later as malformed XML. */
+	if (r->blen + len > BODY_MAX) {
+		r->too_big = true;
+		return 0;
+	}
+	{
 		char *nb = realloc(r->body, r->blen + len + 1);
 
 		if (!nb)
@@ -287,22 +315,28 @@ on_header(char *p, size_t size, size_t n, void *ud)
 		while (l && (v[l - 1] == '\r' || v[l - 1] == '\n'))
 			l--;
 		snprintf(r->etag, sizeof(r->etag), "%.*s", (int)l, v);
+	} else if (len > 14 && !strncasecmp(p, "Content-Range:", 14)) {
+		unsigned long long from;
+
+		if (sscanf(p + 14, " bytes %llu-", &from) == 1)
+			r->range_from = (long long)from;
 	}
 	return len;
 }
 
-/* Ends a transfer under way when a signal has come. */
+/* Ends a transfer under way when a signal has come, or when it is no
+ * longer wanted. */
 static int
 on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut,
 	    curl_off_t un)
 {
-	const struct chom_s3 *s = ud;
+	const struct rs *r = ud;
 
 	(void)dt;
 	(void)dn;
 	(void)ut;
 	(void)un;
-	return s->stop && *s->stop;
+	return (r->s->stop && *r->s->stop) || (r->cancel && *r->cancel);
 }
 
 struct body_src {
@@ -465,7 +499,18 @@ attempt(struct chom_s3 *s, CURL *c, const struct rq *q, const char *hash,
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, r);
+	if (q->fresh)
+		curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+	if (s->cleanup_until > 0) {
+		double left = s->cleanup_until - chom_mono();
+		long ms = left < CLEANUP_REQUEST_S ? (long)(left * 1000)
+						   : CLEANUP_REQUEST_S * 1000L;
+
+		ms = ms > 100 ? ms : 100;
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, ms);
+		curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, ms);
+	}
 	if (!strcmp(q->method, "PUT")) {
 		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
@@ -483,11 +528,18 @@ attempt(struct chom_s3 *s, CURL *c, const struct rq *q, const char *hash,
 		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, q->method);
 	}
 	r->c = c;
+	r->s = s;
+	r->cancel = q->cancel;
 	r->status = 0;
 	r->blen = 0;
+	r->etag[0] = '\0';
 	r->skip = q->sink && r->got ? r->got : 0;
+	r->range_from = -1;
+	r->range_checked = r->range_bad = r->too_big = false;
+	r->tries++;
 	*cerr = '\0';
 	cc = curl_easy_perform(c);
+	r->cc = cc;
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
 	if (cc != CURLE_OK) {
 		if (!*cerr)
@@ -516,6 +568,37 @@ fail_reply(const struct chom_s3 *s, const struct rq *q, const struct rs *r,
 			    r->status);
 }
 
+/* Whether a failed transfer may go better the next time: not a
+ * certificate refused, a URL or an option curl cannot use. */
+static bool
+transient(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_UNSUPPORTED_PROTOCOL:
+	case CURLE_URL_MALFORMAT:
+	case CURLE_NOT_BUILT_IN:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_ENGINE_NOTFOUND:
+	case CURLE_SSL_ENGINE_SETFAILED:
+	case CURLE_SSL_ENGINE_INITFAILED:
+	case CURLE_USE_SSL_FAILED:
+	case CURLE_FUNCTION_NOT_FOUND:
+	case CURLE_BAD_FUNCTION_ARGUMENT:
+	case CURLE_UNKNOWN_OPTION:
+	case CURLE_OUT_OF_MEMORY:
+	case CURLE_TOO_MANY_REDIRECTS:
+	case CURLE_LOGIN_DENIED: return false;
+	default: return true;
+	}
+}
+
 static int
 request(struct chom_s3 *s, CURL *c, const struct rq *q, struct rs *r,
 	struct chom_err *e)
@@ -533,6 +616,15 @@ request(struct chom_s3 *s, CURL *c, const struct rq *q, struct rs *r,
 			pause_before(s, n);
 		if (stopped(s))
 			return chom_err_set(e, 128 + *s->stop, "interrupted");
+		if (q->cancel && *q->cancel)
+			return chom_err_set(e, CHOM_EXIT_FAIL, "s3: cancelled");
+		if (s->cleanup_until > 0 && chom_mono() >= s->cleanup_until)
+			return chom_err_set(
+			    e, CHOM_EXIT_FAIL,
+			    "s3: %s %s/%s: cleanup given up after "
+			    "%d s: %s",
+			    q->method, s->bucket, q->key ? q->key : "",
+			    CLEANUP_S, *cerr ? cerr : "no answer");
 		if (attempt(s, c, q, q->hash ? q->hash : hash, r, cerr, e) <
 		    0) {
 			if (r->sink_failed) {
@@ -541,6 +633,24 @@ request(struct chom_s3 *s, CURL *c, const struct rq *q, struct rs *r,
 			}
 			if (!*cerr) /* not sent: signing failed */
 				return -1;
+			if (r->too_big)
+				return chom_err_set(
+				    e, CHOM_EXIT_FAIL,
+				    "s3: %s %s/%s: HTTP %ld: reply over 1 MiB",
+				    q->method, s->bucket, q->key ? q->key : "",
+				    r->status);
+			if (r->range_bad) {
+				snprintf(
+				    cerr, CURL_ERROR_SIZE,
+				    "206 from byte %lld, not %llu as asked",
+				    r->range_from, r->got);
+				continue;
+			}
+			if (!transient(r->cc))
+				return chom_err_set(
+				    e, CHOM_EXIT_FAIL,
+				    "s3: %s %s/%s: %s (not retried)", q->method,
+				    s->bucket, q->key ? q->key : "", cerr);
 			continue; /* refused, reset, timed out: again */
 		}
 		/* CompleteMultipartUpload may fail after its 200. */
@@ -801,16 +911,16 @@ struct upload {
 	pthread_cond_t work, done;
 	int queued_next; /* next ring index a worker takes */
 	bool quit, failed, closed;
+	atomic_bool cancel; /* the parts in flight are no longer wanted */
 	struct chom_err err;
 };
 
-/* Part n's size (1-based): 8 MiB, doubled every 1000 parts. */
-static size_t
-part_size(int n)
+unsigned long long
+chom_s3_part_size(int n)
 {
-	int shift = (n - 1) / 1000;
-
-	return (size_t)(CHOM_S3_PART_MIN << (shift < 10 ? shift : 10));
+	if (n < 1 || n > CHOM_S3_MAX_PARTS)
+		return 0;
+	return CHOM_S3_PART_MIN << ((n - 1) / 1000);
 }
 
 static int
@@ -858,18 +968,20 @@ up_work(void *arg)
 			chom_sigv4_encode(u->id, false, enc, sizeof(enc));
 			snprintf(q, sizeof(q), "partNumber=%d&uploadId=%s",
 				 p->num, enc);
-			p->rc = c ? request(u->s, c,
-					    &(struct rq){ .method = "PUT",
-							  .key = u->key,
-							  .query = q,
-							  .body = p->buf,
-							  .len = p->len,
-							  .extra = h,
-							  .nextra = 1,
-							  .hash = p->hash },
-					    &r, &p->err)
-				  : chom_err_set(&p->err, CHOM_EXIT_FAIL,
-						 "s3: curl init");
+			p->rc =
+			    c ? request(u->s, c,
+					&(struct rq){ .method = "PUT",
+						      .key = u->key,
+						      .query = q,
+						      .body = p->buf,
+						      .len = p->len,
+						      .extra = h,
+						      .nextra = 1,
+						      .hash = p->hash,
+						      .cancel = &u->cancel },
+					&r, &p->err)
+			      : chom_err_set(&p->err, CHOM_EXIT_FAIL,
+					     "s3: curl init");
 			if (p->rc == 0 && !*r.etag)
 				p->rc = chom_err_set(&p->err, CHOM_EXIT_FAIL,
 						     "s3: part %d: no ETag",
@@ -889,6 +1001,93 @@ up_work(void *arg)
 	return NULL;
 }
 
+/* AbortMultipartUpload, in the cleanup's bounds: nothing is left to pay
+ * for, or the failure has been given its chance. */
+static void
+abort_upload(struct chom_s3 *s, const char *key, const char *id)
+{
+	char q[1200], enc[1100];
+	struct chom_err ignore;
+	struct rs r;
+
+	if (chom_sigv4_encode(id, false, enc, sizeof(enc)) < 0)
+		return;
+	snprintf(q, sizeof(q), "uploadId=%s", enc);
+	request(s, s->curl,
+		&(struct rq){ .method = "DELETE", .key = key, .query = q }, &r,
+		&ignore);
+	rs_free(&r);
+}
+
+/* The text of <tag> between p and end, its entities decoded: 0, or -1
+ * when it is not there or does not fit. */
+static int
+xml_text(const char *p, const char *end, const char *tag, char *out,
+	 size_t size)
+{
+	static const char *const ent[][2] = { { "&amp;", "&" },
+					      { "&lt;", "<" },
+					      { "&gt;", ">" },
+					      { "&quot;", "\"" },
+					      { "&apos;", "'" } };
+	char open[32], close[32];
+	const char *a, *b;
+	size_t n = 0, i;
+
+	snprintf(open, sizeof(open), "<%s>", tag);
+	snprintf(close, sizeof(close), "</%s>", tag);
+	if (!(a = strstr(p, open)) || a > end)
+		return -1;
+	a += strlen(open);
+	if (!(b = strstr(a, close)) || b > end)
+		return -1;
+	while (a < b && n + 1 < size) {
+		for (i = 0; i < sizeof(ent) / sizeof(ent[0]); i++)
+			if (!strncmp(a, ent[i][0], strlen(ent[i][0])))
+				break;
+		if (i < sizeof(ent) / sizeof(ent[0])) {
+			out[n++] = ent[i][1][0];
+			a += strlen(ent[i][0]);
+		} else {
+			out[n++] = *a++;
+		}
+	}
+	out[n] = '\0';
+	return a == b ? 0 : -1;
+}
+
+/*
+ * A CreateMultipartUpload sent more than once may have made an upload
+ * whose answer was lost: open, and billed, until aborted. The uploads of
+ * the key but ours go (the key is the point's: no other run writes it).
+ */
+static void
+abort_strays(struct upload *u)
+{
+	char q[3 * KEY_MAX + 64], ek[3 * KEY_MAX], key[KEY_MAX + 1], id[1024];
+	const char *at, *end;
+	struct chom_err ignore;
+	struct rs r;
+
+	if (chom_sigv4_encode(u->key, false, ek, sizeof(ek)) < 0)
+		return;
+	snprintf(q, sizeof(q), "prefix=%s&uploads", ek);
+	if (request(u->s, u->s->curl,
+		    &(struct rq){ .method = "GET", .query = q }, &r,
+		    &ignore) == 0)
+		for (at = r.body; at && (at = strstr(at, "<Upload>"));
+		     at = end) {
+			if (!(end = strstr(at, "</Upload>")))
+				break;
+			if (xml_text(at, end, "Key", key, sizeof(key)) == 0 &&
+			    xml_text(at, end, "UploadId", id, sizeof(id)) ==
+				0 &&
+			    !strcmp(key, u->key) && strcmp(id, u->id))
+				abort_upload(u->s, u->key, id);
+		}
+	rs_free(&r);
+}
+
 static int
 begin(struct upload *u, struct chom_err *e)
 {
@@ -904,6 +1103,7 @@ begin(struct upload *u, struct chom_err *e)
 				   .key = u->key,
 				   .query = "uploads",
 				   .extra = h,
+				   .fresh = true,
 				   .nextra = *u->s->storage_class ? 2 : 1 },
 		     &r, e);
 	if (rc == 0)
@@ -912,6 +1112,8 @@ begin(struct upload *u, struct chom_err *e)
 	rs_free(&r);
 	if (rc < 0)
 		return -1;
+	if (r.tries > 1)
+		abort_strays(u);
 	u->nthreads = u->s->parallel;
 	if (!(u->tids = calloc((size_t)u->nthreads, sizeof(*u->tids))))
 		return chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
@@ -941,7 +1143,9 @@ reap_oldest(struct upload *u, struct chom_err *e)
 	}
 	snprintf(u->etags[p->num - 1], sizeof(u->etags[0]), "%s", p->etag);
 	snprintf(u->sums[p->num - 1], sizeof(u->sums[0]), "%s", p->sum);
+	pthread_mutex_lock(&u->mu);
 	p->state = P_FREE;
+	pthread_mutex_unlock(&u->mu);
 	p->len = 0;
 	return 0;
 }
@@ -1000,11 +1204,19 @@ up_write(struct chom_sink *sk, const void *buf, size_t len, struct chom_err *e)
 		if (!u->cur) {
 			struct part *slot;
 
+			/* Refused before its buffer is taken. */
+			if (u->nparts == CHOM_S3_MAX_PARTS)
+				return up_fail(
+				    u,
+				    (chom_err_set(e, CHOM_EXIT_FAIL,
+						  "s3: %s: more than %d parts",
+						  u->key, CHOM_S3_MAX_PARTS),
+				     e));
 			while (u->tail - u->head == u->nring)
 				if (reap_oldest(u, e) < 0)
 					return -1;
 			slot = &u->ring[u->tail % u->nring];
-			want = part_size(u->nparts + 1);
+			want = (size_t)chom_s3_part_size(u->nparts + 1);
 			if (slot->cap < want) {
 				unsigned char *nb = realloc(slot->buf, want);
 
@@ -1020,7 +1232,7 @@ up_write(struct chom_sink *sk, const void *buf, size_t len, struct chom_err *e)
 			slot->num = 0;
 			u->cur = slot;
 		}
-		want = part_size(u->nparts + 1);
+		want = (size_t)chom_s3_part_size(u->nparts + 1);
 		n = want - u->cur->len < len ? want - u->cur->len : len;
 		memcpy(u->cur->buf + u->cur->len, p, n);
 		u->cur->len += n;
@@ -1103,6 +1315,8 @@ up_free(struct chom_sink *sk)
 	int i;
 
 	if (u->nthreads) {
+		/* Completed, nothing is in flight; else no part is wanted. */
+		u->cancel = true;
 		pthread_mutex_lock(&u->mu);
 		u->quit = true;
 		pthread_cond_broadcast(&u->work);
@@ -1112,18 +1326,8 @@ up_free(struct chom_sink *sk)
 	}
 	/* Begun and not completed: abort, so no part is left to pay for. */
 	if (u->id[0] && !u->closed) {
-		char q[1200], enc[1100];
-		struct chom_err ignore;
-		struct rs r;
-
-		chom_sigv4_encode(u->id, false, enc, sizeof(enc));
-		snprintf(q, sizeof(q), "uploadId=%s", enc);
 		chom_s3_cleaning_up(u->s);
-		request(u->s, u->s->curl,
-			&(struct rq){
-			    .method = "DELETE", .key = u->key, .query = q },
-			&r, &ignore);
-		rs_free(&r);
+		abort_upload(u->s, u->key, u->id);
 	}
 	for (i = 0; i < u->nring; i++)
 		free(u->ring[i].buf);
@@ -1169,4 +1373,6 @@ chom_s3_cleaning_up(struct chom_s3 *s)
 	s->stop = NULL;
 	if (s->attempts > 3)
 		s->attempts = 3;
+	if (s->cleanup_until <= 0)
+		s->cleanup_until = chom_mono() + CLEANUP_S;
 }

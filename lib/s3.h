@@ -62,8 +62,9 @@ int chom_s3_delete(struct chom_s3 *s, const char *const *keys, size_t n,
 
 /*
  * From now on the client only cleans up after a failure: a signal no
- * longer stops its requests, and each is tried 3 times at most, so that a
- * dead server does not hold the exit up for minutes.
+ * longer stops its requests; each is tried 3 times at most, an attempt
+ * 10 s at most, and none starts 30 s after the first call, so that a dead
+ * server does not hold the exit up for minutes.
  */
 void chom_s3_cleaning_up(struct chom_s3 *s);
 
@@ -74,6 +75,10 @@ void chom_s3_cleaning_up(struct chom_s3 *s);
  * checksum. close() completes the upload (a stream smaller than a part is
  * one PUT); free() before that aborts it.
  */
+/* Part n's size (1-based): CHOM_S3_PART_MIN, doubled every 1000 parts
+ * (a 4 GiB part last, 7.8 TiB in all); 0 past CHOM_S3_MAX_PARTS. */
+unsigned long long chom_s3_part_size(int n);
+
 struct chom_sink *chom_s3_upload_new(struct chom_s3 *s, const char *key,
 				     struct chom_err *e);
 

@@ -49,7 +49,7 @@ struct chom_store {
 	char bucket[256];
 	char prefix[512];    /* PREFIX/ or "" */
 	char point_key[768]; /* PREFIX/HOST/POINT/ begun, or "" */
-	char **written;      /* keys of its parts closed so far */
+	char **written;      /* keys of its objects that may exist */
 	size_t nwritten;
 };
 
@@ -686,7 +686,8 @@ s3_begin(struct chom_store *s, const char *host, const char *point,
 	return 0;
 }
 
-/* A part's upload; its key remembered once complete, for an abort. */
+/* A part's upload; its key remembered for an abort before it completes: a
+ * completion whose answer is lost may have made the object. */
 struct s3_part {
 	struct chom_sink s;
 	struct chom_sink *up;
@@ -700,17 +701,13 @@ s3p_write(struct chom_sink *sk, const void *buf, size_t len, struct chom_err *e)
 	return chom_sink_write(((struct s3_part *)sk)->up, buf, len, e);
 }
 
+/* Remembers key for an abort (deleting a key never made is harmless). */
 static int
-s3p_close(struct chom_sink *sk, struct chom_err *e)
+remember(struct chom_store *st, const char *key, struct chom_err *e)
 {
-	struct s3_part *p = (struct s3_part *)sk;
-	struct chom_store *st = p->st;
-	char **v, *k;
+	char **v = realloc(st->written, (st->nwritten + 1) * sizeof(*v));
+	char *k = strdup(key);
 
-	if (chom_sink_close(p->up, e) < 0)
-		return -1;
-	v = realloc(st->written, (st->nwritten + 1) * sizeof(*v));
-	k = strdup(p->key);
 	if (v)
 		st->written = v;
 	if (!v || !k) {
@@ -719,6 +716,16 @@ s3p_close(struct chom_sink *sk, struct chom_err *e)
 	}
 	st->written[st->nwritten++] = k;
 	return 0;
+}
+
+static int
+s3p_close(struct chom_sink *sk, struct chom_err *e)
+{
+	struct s3_part *p = (struct s3_part *)sk;
+
+	if (remember(p->st, p->key, e) < 0)
+		return -1;
+	return chom_sink_close(p->up, e);
 }
 
 static void
@@ -767,7 +774,10 @@ s3_commit(struct chom_store *s, const char *manifest, struct chom_err *e)
 	char key[1024];
 
 	snprintf(key, sizeof(key), "%smanifest.json", s->point_key);
-	if (chom_s3_put(s->s3, key, manifest, strlen(manifest), false, e) < 0)
+	/* Left by a PUT whose answer was lost, it would make a point of
+	 * the parts the abort deletes. */
+	if (remember(s, key, e) < 0 ||
+	    chom_s3_put(s->s3, key, manifest, strlen(manifest), false, e) < 0)
 		return -1;
 	s->point_key[0] = '\0';
 	forget_written(s);

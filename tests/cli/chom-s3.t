@@ -8,8 +8,15 @@
 # downloads what chom wrote, and chom-restore restores a point put by hand
 # with `aws s3 cp`; every request of chom's verified by the checker, and
 # wrong credentials, an unknown key, a missing bucket refused with S3's
-# error; 503 bursts, resets and 500s retried; a download cut midway
-# resumed with a Range request; a host of more than one listing page
+# error (its Code and its Message); 503 and 429 bursts, resets, 500s and
+# CompleteMultipartUpload's 200 <Error> retried; a download cut midway
+# resumed with a Range request, from a server that ignores Range (200)
+# and from one whose 206 starts at another byte; a reply over 1 MiB, an
+# untrusted certificate and a malformed URL failed at once; answers lost
+# after the server did the work (the object deleted, a stray multipart
+# upload aborted); --s3-parallel 1 and 4 (parts in flight at once); the
+# cleanup after SIGTERM bounded against a server that does not answer; a
+# region other than us-east-1; a host of more than one listing page
 # (--list, latest, --prune); s3rver killed mid-upload and
 # restarted (the backup completes), killed for good (exit 1, the upload
 # aborted, nothing left); --prune (the manifest deleted first); SIGTERM;
@@ -116,6 +123,9 @@ like "$R" '^age1' "an identity for the backups"
 # 8 MiB and the rest).
 BIG=$T/big.sql
 head -c 20000000 /dev/urandom >"$BIG"
+# 9 MB: a multipart upload of 2 parts, for the faults.
+MID=$T/mid.sql
+head -c 9000000 /dev/urandom >"$MID"
 SMALL=$T/small.sql
 printf -- "-- chom s3 test\nCREATE TABLE t (id INT, s TEXT);\nINSERT INTO t VALUES (1, 'a''b\\\\c é');\n" >"$SMALL"
 FILES=$T/app/shared
@@ -183,10 +193,51 @@ DEAD_PID=$!
 # Should the test end early: the subshell, its servers and its backup.
 at_exit "kill $DEAD_PID 2>/dev/null; for p in \$(cat '$DEAD/pids' 2>/dev/null); do kill -KILL \$p 2>/dev/null; done"
 
+# --- the cleanup after SIGTERM bounded, in the background ---------------------
+# A server of its own that takes the abort and DeleteObjects and never
+# answers (each delayed 120 s): the cleanup gives up after its 30 s, not
+# after 3 attempts of 120 s each.
+SLOW=$T/slow
+mkdir -p "$SLOW/files"
+head -c 12000000 /dev/urandom >"$SLOW/files/blob"
+slow_case() {
+	trap 's3_stop; rm -f "$SLOW/pids"' EXIT
+	S3_DIR=$SLOW/s3
+	if ! s3_start bkt >"$SLOW/start.log" 2>&1; then
+		echo "s3_start failed" >"$SLOW/status"
+		return
+	fi
+	echo "$S3RVER_PID $S3_CHECKER_PID" >"$SLOW/pids"
+	export AWS_ENDPOINT_URL_S3=$S3_ENDPOINT CHOM_LOCK_DIR=$SLOW
+	s3_fault kind=delay ms=5000 'match=^PUT /bkt/slow/h/.*files\.tar\.gz\.age\?partNumber=2&'
+	s3_fault kind=delay ms=120000 n=10 'match=^DELETE /bkt/slow/h/.*\?uploadId='
+	s3_fault kind=delay ms=120000 n=10 'match=^POST /bkt/?\?delete'
+	local t0 t1 pid
+	chom-backup --to s3://bkt/slow --host h -r "$R" --db --db-cmd "cat '$SMALL'" \
+		--files "$SLOW/files" >"$SLOW/out" 2>"$SLOW/err" &
+	pid=$!
+	echo "$pid" >>"$SLOW/pids"
+	if ! wait_log 'partNumber=2&.* fault delay' 30 "$(s3_log)"; then
+		echo "part 2 never came" >"$SLOW/status"
+	fi
+	t0=$(date +%s.%N)
+	kill -TERM "$pid"
+	wait_pid "$pid" 150
+	t1=$(date +%s.%N)
+	echo "$WRC" >"$SLOW/rc"
+	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", b - a }' >"$SLOW/seconds"
+	cp "$(s3_log)" "$SLOW/checker.log"
+	echo done >>"$SLOW/status"
+}
+slow_case &
+SLOW_PID=$!
+at_exit "kill $SLOW_PID 2>/dev/null; for p in \$(cat '$SLOW/pids' 2>/dev/null); do kill -KILL \$p 2>/dev/null; done"
+
 # --- round trips: gzip and zstd --------------------------------------------------
 # gzip under a plain prefix, zstd under one with characters to encode (as
 # the checker receives them: %20 %2B %3D).
 PFX=backups/prod
+PFX_ENC=backups%2Fprod
 U=s3://bkt/$PFX
 declare -A URL LP PT
 URL[gzip]=$U LP[gzip]=$PFX
@@ -392,10 +443,20 @@ run chom-backup --to "$U" --s3-parallel 0 --db --db-cmd "cat '$SMALL'" -r "$R"
 usage_err "--s3-parallel 0" 's3-parallel'
 run chom-backup --to "$U" --s3-parallel 65 --db --db-cmd "cat '$SMALL'" -r "$R"
 usage_err "--s3-parallel 65" 's3-parallel'
+# Part 1 held 1.5 s: with --s3-parallel 1, part 2 waits for it.
+s3_fault kind=delay ms=1500 "match=^PUT /bkt/$PFX/sc/.*partNumber=1&"
+s3_inflight_reset "^PUT /bkt/$PFX/sc/.*partNumber="
 run chom-backup --to "$U" --host sc --s3-parallel 1 --storage-class STANDARD_IA -r "$R" \
 	--db --db-cmd "cat '$BIG'" --sysinfo
 exits 0 "--s3-parallel 1 --storage-class STANDARD_IA: exit 0"
 SC=$OUT
+is "$(s3_stat max_inflight)" 1 "--s3-parallel 1: never more than one part in flight"
+s3_fault kind=delay ms=1500 "match=^PUT /bkt/$PFX/par4/.*partNumber=1&"
+s3_inflight_reset "^PUT /bkt/$PFX/par4/.*partNumber="
+run chom-backup --to "$U" --host par4 --s3-parallel 4 -r "$R" --db --db-cmd "cat '$MID'"
+exits 0 "--s3-parallel 4: exit 0"
+num_ok "--s3-parallel 4: more than one part in flight at once" "$(s3_stat max_inflight) > 1"
+s3_inflight_reset
 like "$(s3_aws s3api head-object --bucket bkt --key "$PFX/sc/$SC/db.sql.gz.age" --query StorageClass --output text 2>&1)" \
 	'^STANDARD_IA$' "--storage-class: the multipart part has it"
 like "$(s3_aws s3api head-object --bucket bkt --key "$PFX/sc/$SC/sysinfo.txt.age" --query StorageClass --output text 2>&1)" \
@@ -447,6 +508,112 @@ is "$(count "GET /bkt/$PFX/burst2/$B2/db\.sql\.gz\.age 200 fault cut after 50000
 is "$(count "GET /bkt/$PFX/burst2/$B2/db\.sql\.gz\.age 206 ok .* range=bytes=5000000-$")" 1 \
 	"... and resumed with Range: bytes=5000000-, answered 206"
 is "$(($(count "GET /bkt/$PFX/burst2/$B2/db\.sql\.gz\.age [0-9]+ ") - n0))" 2 "... two GETs of the part, no more"
+# The same cut, then a server that ignores Range: 200 and the whole part,
+# whose first 5,000,000 bytes chom skips.
+G2="GET /bkt/$PFX/burst2/$B2/db\.sql\.gz\.age"
+n0=$(count "$G2 [0-9]+ ")
+s3_fault kind=cut bytes=5000000 n=1 "match=^$G2"
+s3_fault kind=norange n=1 "match=^$G2"
+run chom-restore --from "$U" --host burst2 -i "$KEY" --db --db-cmd "cat > '$T/db-b2.sql'"
+exits 0 "a cut GET resumed from a server that ignores Range: exit 0"
+ok "... the dump back (cmp)" cmp -s "$BIG" "$T/db-b2.sql"
+rm -f "$T/db-b2.sql"
+is "$(count "$G2 200 ok .* range=bytes=5000000-$")" 1 "... asked from byte 5,000,000, answered 200 (the whole part)"
+is "$(($(count "$G2 [0-9]+ ") - n0))" 2 "... two GETs, no more"
+# A 206 from another byte than asked: that attempt fails, the next is right.
+n0=$(count "$G2 [0-9]+ ")
+s3_fault kind=cut bytes=5000000 n=1 "match=^$G2"
+s3_fault kind=shiftrange bytes=100 n=1 "match=^$G2"
+run chom-restore --from "$U" --host burst2 -i "$KEY" --db --db-cmd "cat > '$T/db-b2.sql'"
+exits 0 "a 206 from byte 5,000,100 to a Range from 5,000,000: refused, retried, exit 0"
+ok "... the dump back (cmp)" cmp -s "$BIG" "$T/db-b2.sql"
+rm -f "$T/db-b2.sql"
+is "$(count "$G2 fault shiftrange")" 1 "... the Range shifted once"
+is "$(($(count "$G2 [0-9]+ ") - n0))" 3 "... three GETs: cut, shifted, resumed"
+
+# 429 SlowDown, three times: retried.
+n0=$(count ' 429 SlowDown \(fault\)')
+s3_fault kind=fail n=3 status=429 code=SlowDown "match=^PUT /bkt/$PFX/slowdown/"
+run chom-backup --to "$U" --host slowdown -r "$R" --db --db-cmd "cat '$SMALL'"
+exits 0 "a burst of 3 x 429 SlowDown: the backup succeeds"
+is "$(($(count ' 429 SlowDown \(fault\)') - n0))" 3 "... three requests answered 429"
+# CompleteMultipartUpload answered 200 with an <Error> body, as S3 may.
+s3_fault kind=fail n=1 status=200 code=InternalError "match=^POST /bkt/$PFX/c200/.*\?uploadId="
+run chom-backup --to "$U" --host c200 -r "$R" --db --db-cmd "cat '$MID'"
+exits 0 "CompleteMultipartUpload answered 200 <Error>: retried, exit 0"
+is "$(count "POST /bkt/$PFX/c200/.*\?uploadId=.* 200 InternalError \(fault\)")" 1 "... the 200 <Error> once"
+is "$(count "POST /bkt/$PFX/c200/.*\?uploadId=.* 200 ok")" 1 "... then completed"
+run chom-restore --from "$U" --host c200 -i "$KEY" --db --db-cmd "cmp - '$MID'"
+exits 0 "... the dump back (cmp)"
+# The server's message, not only its code.
+s3_fault kind=fail n=1 status=403 code=AccessDenied 'message=chom test: the bucket policy says no' \
+	"match=^PUT /bkt/$PFX/msg/"
+run chom-backup --to "$U" --host msg -r "$R" --db --db-cmd "cat '$SMALL'"
+exits 1 "403 AccessDenied: exit 1"
+like "$ERR" 's3: PUT bkt/backups/prod/msg/[0-9TZ]+/db\.sql\.gz\.age: 403 AccessDenied: chom test: the bucket policy says no$' \
+	"... the method, the key, the status, the server's Code and Message"
+# A reply over 1 MiB: refused as such, not retried.
+s3_fault kind=huge n=1 "match=^GET /bkt/?\?list-type=2&prefix=[^&]*%2Fburst%2F"
+run chom-restore --from "$U" --host burst --list
+exits 1 "a listing of 1.5 MiB: exit 1"
+like "$ERR" 'reply over 1 MiB' "... says the reply is over 1 MiB"
+is "$(count ' 200 fault huge')" 1 "... not retried"
+
+# Answers lost after the server did the work; the retry refused (as S3
+# does): whatever the server made is deleted.
+# A multipart upload completed, its answer lost; the retry: NoSuchUpload.
+s3_fault kind=lose n=1 "match=^POST /bkt/$PFX/lost/.*\?uploadId="
+run chom-backup --to "$U" --host lost -r "$R" --db --db-cmd "cat '$MID'"
+exits 1 "CompleteMultipartUpload done, its answer lost, the retry refused: exit 1"
+like "$ERR" 'NoSuchUpload' "... naming NoSuchUpload"
+is "$(count "POST /bkt/$PFX/lost/.*\?uploadId=.* 0 fault lose: s3rver answered 200")" 1 \
+	"... s3rver completed the upload"
+is "$(keys "$U/lost/")" "" "... and the object it made is deleted (aws s3 ls)"
+is "$(uploads "$PFX/lost/")" "None" "... no open multipart upload"
+# A single PUT and the manifest, likewise.
+for what in 'db\.sql\.gz\.age' 'manifest\.json'; do
+	s3_fault kind=lose n=1 "match=^PUT /bkt/$PFX/lost1/[0-9TZ]+/$what\$"
+	s3_fault kind=fail n=1 status=403 code=AccessDenied "match=^PUT /bkt/$PFX/lost1/[0-9TZ]+/$what\$"
+	run chom-backup --to "$U" --host lost1 -r "$R" --db --db-cmd "cat '$SMALL'"
+	exits 1 "$what: a PUT done, its answer lost, the retry refused: exit 1"
+	is "$(count "PUT /bkt/$PFX/lost1/[0-9TZ]+/$what 0 fault lose: s3rver answered 200")" 1 "... s3rver stored it"
+	is "$(keys "$U/lost1/")" "" "... and it is deleted, with the rest of the point (aws s3 ls)"
+done
+# CreateMultipartUpload done, its answer lost: the retry makes a second
+# upload; the first is found and aborted.
+s3_fault kind=lose n=1 "match=^POST /bkt/$PFX/strays/.*\?uploads\$"
+run chom-backup --to "$U" --host strays -r "$R" --db --db-cmd "cat '$MID'"
+exits 0 "CreateMultipartUpload's answer lost: retried, exit 0"
+is "$(count "POST /bkt/$PFX/strays/.*\?uploads (0 fault lose|200 ok)")" 2 "... two uploads made"
+is "$(count "GET /bkt/?\?prefix=$PFX_ENC%2Fstrays%2F.*&uploads 200 ok \(list uploads\)")" 1 "... the key's uploads listed"
+is "$(count "DELETE /bkt/$PFX/strays/.*\?uploadId=.* 204 ok \(abort\)")" 1 "... the stray one aborted"
+is "$(uploads "$PFX/strays/")" "None" "... no open multipart upload left (awscli)"
+run chom-restore --from "$U" --host strays -i "$KEY" --db --db-cmd "cmp - '$MID'"
+exits 0 "... the dump back (cmp)"
+
+# Failures no retry mends: a certificate not trusted, a malformed URL.
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/tls.key" -out "$T/tls.crt" -days 1 \
+	-subj /CN=localhost >/dev/null 2>&1
+TLS_PORT=$(free_port)
+openssl s_server -quiet -accept "$TLS_PORT" -cert "$T/tls.crt" -key "$T/tls.key" -www \
+	>/dev/null 2>&1 </dev/null &
+TLS_PID=$!
+at_exit "kill $TLS_PID 2>/dev/null"
+for ((i = 0; i < 100; i++)); do
+	(exec 3<>"/dev/tcp/127.0.0.1/$TLS_PORT") 2>/dev/null && break
+	sleep 0.05
+done
+t0=$(date +%s.%N)
+run env AWS_ENDPOINT_URL_S3="https://127.0.0.1:$TLS_PORT" chom-restore --from "$U" --host x --list
+exits 1 "a self-signed certificate: exit 1"
+like "$ERR" 'certificate.*\(not retried\)$' "... the certificate named, not retried"
+num_ok "... at once" "$(date +%s.%N) - $t0 < 5"
+kill "$TLS_PID" 2>/dev/null
+t0=$(date +%s.%N)
+run env AWS_ENDPOINT_URL_S3="http://bad host:1" chom-restore --from "$U" --host x --list
+exits 1 "a malformed endpoint URL: exit 1"
+like "$ERR" '\(not retried\)$' "... not retried"
+num_ok "... at once" "$(date +%s.%N) - $t0 < 5"
 
 # --- s3rver killed mid-upload, restarted within the retry window ------------------
 s3_fault kind=delay ms=500 "match=^PUT /bkt/$PFX/revive/.*partNumber=2&"
@@ -604,6 +771,20 @@ is "$(count 'DELETE .*db\.sql\.gz\.age\?uploadId=.* 204 ok \(abort\)' "$DEAD/che
 is "$(cat "$DEAD/uploads" 2>&1)" "None" "dead: after a restart, no open multipart upload (awscli)"
 is "$(cat "$DEAD/keys" 2>&1)" "" "dead: after a restart, no object: no manifest, no part (awscli)"
 
+# --- the cleanup bounded (the background case) ---------------------------------------
+for ((i = 0; i < 1500; i++)); do
+	grep -q done "$SLOW/status" 2>/dev/null && break
+	kill -0 "$SLOW_PID" 2>/dev/null || break
+	sleep 0.1
+done
+wait_pid "$SLOW_PID" 10
+is "$(cat "$SLOW/status" 2>&1)" "done" "slow cleanup: the case ran to its end"
+is "$(cat "$SLOW/rc" 2>&1)" 143 "slow cleanup: SIGTERM, the abort unanswered: exit 143"
+diag "slow cleanup: chom-backup exited $(cat "$SLOW/seconds" 2>&1) s after SIGTERM"
+num_ok "slow cleanup: within the cleanup's 30 s (under 40 s)" "$(cat "$SLOW/seconds" 2>/dev/null || echo 999) < 40"
+num_ok "slow cleanup: the abort tried, 3 times at most" \
+	"$(count 'DELETE /bkt/slow/h/.*\?uploadId=.* fault delay' "$SLOW/checker.log") >= 1 && $(count 'DELETE /bkt/slow/h/.*\?uploadId=.* fault delay' "$SLOW/checker.log") <= 3"
+
 # --- a session token; credentials from profile files ------------------------------------
 s3_stop
 S3_SESSION_TOKEN=chom-s3-session-token
@@ -663,6 +844,23 @@ is "$(s3_aws s3 ls "s3://bkt/vhost/vh/$VP/" | awk '{print $4}' | sort | tr '\n' 
 	"db.sql.gz.age manifest.json " "virtual-hosted: the point is where path-style sees it"
 run env CHOM_S3_ADDRESSING=sideways chom-backup --to s3://bkt/vhost --host vh -r "$R" --db --db-cmd "cat '$SMALL'"
 usage_err "CHOM_S3_ADDRESSING=sideways" 'path or virtual'
+
+# --- a region other than us-east-1 ------------------------------------------------
+s3_stop
+S3_SESSION_TOKEN= S3_REGION=eu-west-3
+if ok "s3_start again, the region eu-west-3" s3_start; then
+	export AWS_ENDPOINT_URL_S3=$S3_ENDPOINT
+	run chom-backup --to s3://bkt/eu --host eu -r "$R" --db --db-cmd "cat '$SMALL'"
+	exits 0 "AWS_REGION=eu-west-3: the backup works"
+	run chom-restore --from s3://bkt/eu --host eu -i "$KEY" --db --db-cmd "cmp - '$SMALL'"
+	exits 0 "AWS_REGION=eu-west-3: the restore gives the dump back (cmp)"
+	run env -u AWS_REGION AWS_DEFAULT_REGION=eu-west-3 chom-restore --from s3://bkt/eu --host eu --list
+	exits 0 "AWS_DEFAULT_REGION alone: --list works"
+	run env AWS_REGION=us-east-1 chom-restore --from s3://bkt/eu --host eu --list
+	exits 1 "AWS_REGION=us-east-1 for an eu-west-3 server: exit 1"
+	like "$ERR" "400 AuthorizationHeaderMalformed: .*expecting 'eu-west-3'" "... the server's Code and Message"
+	is "$(count ' 400 AuthorizationHeaderMalformed')" 1 "... one request, not retried"
+fi
 
 diag "runtime: $(($(date +%s) - T0)) s"
 done_testing

@@ -7,7 +7,9 @@
 # signature, a body that does not match its x-amz-content-sha256 /
 # Content-MD5 / x-amz-checksum-crc32, an aws-chunked body, a body without
 # Content-Length: all refused with S3's error and nothing stored; 503 and
-# 500 bursts through awscli's own retries; multipart abort and listing;
+# 500 bursts through awscli's own retries; the fault kinds chom's tests
+# use (lose, norange, shiftrange, huge, a 200 <Error>) and the most
+# requests in flight; multipart abort and listing;
 # s3rver killed (mid-upload too) and restarted with its data; a session
 # token.
 . "$(dirname "$0")/../lib/harness.sh"
@@ -188,6 +190,39 @@ is "$(find "$S3_DIR/tmp" -type f | wc -l)" 0 "the cut upload's temporary file is
 run s3_aws s3 cp --quiet s3://bkt/victim "$T/victim.back"
 exits 0 "victim readable"
 ok "victim: still the first version, whole" cmp -s "$T/small" "$T/victim.back"
+
+# --- faults for chom's tests: lose, norange, shiftrange, huge, 200 <Error>; in flight
+printf '0123456789abcdefghij' >"$T/r"
+s3_fault kind=lose n=1 'match=^PUT /bkt/lost$'
+run scurl -w '%{http_code}' -o /dev/null -T "$T/r" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$S3_ENDPOINT/bkt/lost"
+ok "lose: no answer (curl fails)" test "$RC" -ne 0
+like "$(grep ' PUT /bkt/lost ' "$(s3_log)" | tail -n 1)" ' 0 fault lose: s3rver answered 200' "lose: logged"
+run s3_aws s3 cp --quiet s3://bkt/lost "$T/lost.back"
+ok "lose: ... yet the object was stored" cmp -s "$T/r" "$T/lost.back"
+s3_fault kind=norange n=1 'match=^GET /bkt/lost$'
+run scurl -w ' %{http_code}' -H 'Range: bytes=10-' -H "x-amz-content-sha256: $EMPTY_SHA" "$S3_ENDPOINT/bkt/lost"
+is "$OUT" "0123456789abcdefghij 200" "norange: the Range ignored, 200 and the whole object"
+s3_fault kind=shiftrange bytes=5 n=1 'match=^GET /bkt/lost$'
+run scurl -w ' %{http_code}' -H 'Range: bytes=10-' -H "x-amz-content-sha256: $EMPTY_SHA" "$S3_ENDPOINT/bkt/lost"
+is "$OUT" "fghij 206" "shiftrange: a 206 from 5 bytes further on"
+s3_fault kind=huge n=1 bytes=2000000 'match=^GET /bkt\?'
+run scurl -o "$T/huge" -w '%{http_code} %{size_download}' -H "x-amz-content-sha256: $EMPTY_SHA" "$S3_ENDPOINT/bkt?list-type=2"
+is "$OUT" "200 2000000" "huge: 200 and a body of 2,000,000 bytes"
+like "$(head -c 200 "$T/huge")" '<ListBucketResult>' "huge: ... an XML document"
+s3_fault kind=fail n=1 status=200 code=InternalError 'message=we tried' 'match=^GET /bkt/lost$'
+run scurl -w ' %{http_code}' -H "x-amz-content-sha256: $EMPTY_SHA" "$S3_ENDPOINT/bkt/lost"
+like "$OUT" '<Code>InternalError</Code><Message>we tried</Message>.* 200$' "fail status=200: an <Error> body answered 200"
+s3_inflight_reset '^GET /bkt/lost$'
+s3_fault kind=delay ms=1000 n=2 'match=^GET /bkt/lost$'
+scurl -o /dev/null -H "x-amz-content-sha256: $EMPTY_SHA" "$S3_ENDPOINT/bkt/lost" &
+g1=$!
+scurl -o /dev/null -H "x-amz-content-sha256: $EMPTY_SHA" "$S3_ENDPOINT/bkt/lost" &
+g2=$!
+wait "$g1" "$g2"
+run scurl -o /dev/null -H "x-amz-content-sha256: $EMPTY_SHA" "$S3_ENDPOINT/bkt/"
+is "$(s3_stat max_inflight)" 2 "max_inflight: two matching GETs at once; the listing does not count"
+s3_inflight_reset
+is "$(s3_stat max_inflight)" 0 "max_inflight: reset"
 
 # --- session token ------------------------------------------------------------
 s3_stop

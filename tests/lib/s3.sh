@@ -16,7 +16,7 @@
 #                         to use), S3_ENDPOINT=http://127.0.0.1:$S3_PORT,
 #                         AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 #                         [AWS_SESSION_TOKEN], AWS_REGION and
-#                         AWS_DEFAULT_REGION (us-east-1),
+#                         AWS_DEFAULT_REGION ($S3_REGION),
 #                         AWS_EC2_METADATA_DISABLED=true, and an awscli
 #                         config of its own (path-style addressing, 3
 #                         attempts) in AWS_CONFIG_FILE. Also sets
@@ -32,9 +32,14 @@
 #   s3_fault NAME=VALUE...
 #                         any fault of the checker's control port, e.g.
 #                         s3_fault kind=cut bytes=100000 'match=^PUT /b/k\?'
-#                         (kinds: fail, reset, cut, delay; see checker.js)
+#                         (kinds: fail, reset, cut, delay, lose, norange,
+#                         shiftrange, huge; see checker.js)
 #   s3_clear_faults       drops the faults not used yet
 #   s3_stats              the checker's counters, as JSON
+#   s3_stat NAME          one of them
+#   s3_inflight_reset [RE]
+#                         max_inflight back to 0; only the requests
+#                         matching RE ("METHOD /path?query") count
 #   s3_aws ARG...         awscli with --endpoint-url $S3_ENDPOINT
 #   s3_log                path of the checker's log (one line a request:
 #                         "... C000012 PUT /b/k 200 ok sha256=...",
@@ -43,7 +48,8 @@
 # Knobs, read by s3_start: S3_ACCESS_KEY, S3_SECRET_KEY, S3_SESSION_TOKEN
 # (when set, every request must carry it as x-amz-security-token),
 # S3_MIN_PART_SIZE (smallest part but the last that CompleteMultipartUpload
-# accepts, 5 MiB by default as on AWS), S3_AWS (the awscli to use; Debian's
+# accepts, 5 MiB by default as on AWS), S3_REGION (the only region the
+# checker accepts, us-east-1 by default), S3_AWS (the awscli to use; Debian's
 # /usr/bin/aws when present).
 #
 # Every wait is bounded; a server that does not come up makes s3_start
@@ -61,6 +67,7 @@ S3_ACCESS_KEY=${S3_ACCESS_KEY:-AKIDCHOMTEST}
 S3_SECRET_KEY=${S3_SECRET_KEY:-chomTestSecret/wJalrXUtnFEMIK7MDENGbPxRfi}
 S3_SESSION_TOKEN=${S3_SESSION_TOKEN:-}
 S3_MIN_PART_SIZE=${S3_MIN_PART_SIZE:-5242880}
+S3_REGION=${S3_REGION:-us-east-1}
 if [ -z "${S3_AWS:-}" ]; then
 	if [ -x /usr/bin/aws ]; then S3_AWS=/usr/bin/aws; else S3_AWS=$(command -v aws || echo aws); fi
 fi
@@ -126,7 +133,7 @@ _s3_checker_run() {
 	local i rc ready=$S3_DIR/checker.ready
 	local -a args=(--port "$S3_PORT" --upstream "$S3RVER_PORT"
 		--access-key "$S3_ACCESS_KEY" --secret-key "$S3_SECRET_KEY"
-		--region us-east-1 --store "$S3_DIR/data"
+		--region "$S3_REGION" --store "$S3_DIR/data"
 		--min-part-size "$S3_MIN_PART_SIZE" --ready "$ready")
 	[ -n "$S3_SESSION_TOKEN" ] && args+=(--session-token "$S3_SESSION_TOKEN")
 	rm -f "$ready"
@@ -187,7 +194,7 @@ s3_start() { # [BUCKET...]
 	else
 		unset AWS_SESSION_TOKEN
 	fi
-	export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+	export AWS_REGION=$S3_REGION AWS_DEFAULT_REGION=$S3_REGION
 	export AWS_EC2_METADATA_DISABLED=true
 	# Nothing of the machine's own AWS setup leaks in.
 	unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 \
@@ -195,9 +202,9 @@ s3_start() { # [BUCKET...]
 	export AWS_SHARED_CREDENTIALS_FILE=$S3_DIR/aws-credentials
 	export AWS_CONFIG_FILE=$S3_DIR/aws-config
 	: >"$AWS_SHARED_CREDENTIALS_FILE"
-	cat >"$AWS_CONFIG_FILE" <<'EOF'
+	cat >"$AWS_CONFIG_FILE" <<EOF
 [default]
-region = us-east-1
+region = $S3_REGION
 retry_mode = standard
 max_attempts = 3
 s3 =
@@ -257,5 +264,11 @@ s3_fault() { # NAME=VALUE...
 }
 s3_clear_faults() { _s3_control POST /clear >/dev/null; }
 s3_stats() { _s3_control GET /stats; }
+s3_stat() { # NAME
+	s3_stats | python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
+s3_inflight_reset() { # [RE]
+	_s3_control POST /inflight ${1:+"match=$1"} >/dev/null
+}
 s3_aws() { "$S3_AWS" --endpoint-url "$S3_ENDPOINT" "$@"; }
 s3_log() { echo "$S3_DIR/checker.log"; }

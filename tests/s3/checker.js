@@ -33,16 +33,30 @@
 //   POST /fail?n=N[&status=503][&code=SlowDown][&match=RE][&after=K]
 //        the next N matching verified requests are answered with STATUS
 //        and an S3 error CODE (503 SlowDown by default)
-//   POST /fault?kind=fail|reset|cut|delay&n=N[&match=RE][&after=K]
-//        [&status=S&code=C][&bytes=B][&ms=MS]
+//   POST /fault?kind=fail|reset|cut|delay|lose|norange|shiftrange|huge
+//        &n=N[&match=RE][&after=K][&status=S&code=C&message=M][&bytes=B]
+//        [&ms=MS]
+//        fail: answered STATUS with an S3 error CODE and MESSAGE (STATUS
+//        200 too: CompleteMultipartUpload's failure after its 200);
 //        reset: the connection is closed at once, no answer;
 //        cut: B bytes of the body reach s3rver, then both connections
 //        are closed (an upload cut midway); on a request without a body
 //        (GET), B bytes of the answer's body reach the client, then the
-//        connection is closed (a download cut midway); delay: MS milliseconds before
-//        the request is passed on
+//        connection is closed (a download cut midway); delay: MS
+//        milliseconds before the request is passed on; lose: the request
+//        is passed on and done by s3rver, its answer dropped and the
+//        connection closed (an answer lost: the client cannot tell);
+//        norange: passed on without its Range header (a server that
+//        ignores Range: 200 and the whole object), and with B, its answer
+//        cut after B bytes; shiftrange: its Range made to start B bytes
+//        later (a 206 from another byte than asked); huge: answered 200
+//        with an XML body of B bytes (default 1.5 MiB) of nothing
 //   POST /clear   drops the faults not yet used
-//   GET /stats    counters as JSON
+//   GET /stats    counters as JSON, with "inflight" (requests under way:
+//        from their arrival to their answer's end) and "max_inflight"
+//        (the most at once since the last reset)
+//   POST /inflight?[match=RE]
+//        resets max_inflight; with RE only the requests that match count
 // RE is matched against "METHOD /path?query" as received; the first K
 // matching requests are let through first. A request uses one fault at
 // most, the first rule that matches.
@@ -94,7 +108,9 @@ const SKEW_MS = 15 * 60 * 1000;
 
 // --- small helpers -------------------------------------------------------
 let reqCount = 0;
-const stats = { requests: 0, verified: 0, forwarded: 0, injected: 0, errors: {} };
+const stats = { requests: 0, verified: 0, forwarded: 0, injected: 0, errors: {},
+	inflight: 0, max_inflight: 0 };
+let inflightMatch = null;
 
 function log(line) {
 	process.stdout.write(`${new Date().toISOString()} ${line}\n`);
@@ -648,6 +664,10 @@ function forward(req, res, id, body, checker, fault, done) {
 	const headers = {};
 	for (const [k, v] of Object.entries(req.headers)) if (!HOP.has(k)) headers[k] = v;
 	if (body) headers['content-length'] = String(body.length);
+	// s3rver checks no signature: the header can change after ours.
+	if (fault && fault.kind === 'norange') delete headers.range;
+	if (fault && fault.kind === 'shiftrange' && /^bytes=\d+-/.test(headers.range || ''))
+		headers.range = headers.range.replace(/^bytes=(\d+)/, (m, a) => `bytes=${Number(a) + fault.bytes}`);
 	const up = http.request({
 		host: '127.0.0.1',
 		port: Number(opt.upstream),
@@ -663,8 +683,17 @@ function forward(req, res, id, body, checker, fault, done) {
 		done(status, what);
 	};
 	// A cut of a request without a body (GET) cuts the answer instead.
-	const cutAnswer = fault && fault.kind === 'cut' && !hasBody(req);
+	const cutAnswer = fault && ((fault.kind === 'cut' && !hasBody(req)) ||
+		(fault.kind === 'norange' && fault.bytes > 0));
 	up.on('response', ur => {
+		if (fault && fault.kind === 'lose') {
+			ur.resume();
+			ur.on('end', () => {
+				req.socket.destroy();
+				finish(0, `fault lose: s3rver answered ${ur.statusCode}, the answer dropped`);
+			});
+			return;
+		}
 		const h = {};
 		for (const [k, v] of Object.entries(ur.headers)) if (!HOP.has(k)) h[k] = v;
 		res.writeHead(ur.statusCode, h);
@@ -776,6 +805,17 @@ async function handle(req, res) {
 	const id = `C${String(++reqCount).padStart(6, '0')}`;
 	stats.requests++;
 	const line = `${req.method} ${req.url}`;
+	if (!inflightMatch || inflightMatch.test(line)) {
+		stats.inflight++;
+		if (stats.inflight > stats.max_inflight) stats.max_inflight = stats.inflight;
+		let counted = true;
+		const leave = () => {
+			if (counted) stats.inflight--;
+			counted = false;
+		};
+		res.on('close', leave);
+		res.on('finish', leave);
+	}
 	const diag = [];
 	const sha = (req.headers['x-amz-content-sha256'] || '-').replace(/^([0-9a-f]{12})[0-9a-f]{52}$/, '$1...');
 	const sums = Object.keys(req.headers)
@@ -795,7 +835,8 @@ async function handle(req, res) {
 		if (fault) {
 			stats.injected++;
 			log(`${id} ${line} fault ${fault.kind}` +
-				(fault.kind === 'delay' ? ` ${fault.ms}ms` : fault.kind === 'cut' ? ` after ${fault.bytes} bytes` : ''));
+				(fault.kind === 'delay' ? ` ${fault.ms}ms` : fault.kind === 'cut' ? ` after ${fault.bytes} bytes` :
+					fault.kind === 'shiftrange' ? ` by ${fault.bytes} bytes` : ''));
 			if (fault.kind === 'delay') {
 				await new Promise(r => setTimeout(r, fault.ms));
 			} else if (fault.kind === 'reset') {
@@ -806,6 +847,12 @@ async function handle(req, res) {
 				const e = new S3Error(fault.status, fault.code || code, fault.message || msg);
 				sendError(req, res, e, id);
 				return done(e.status, `${e.code} (fault)`);
+			} else if (fault.kind === 'huge') {
+				const n = fault.bytes || 3 << 19;
+				const head = '<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult>';
+				const tail = '</ListBucketResult>';
+				sendXml(res, 200, head + ' '.repeat(Math.max(0, n - head.length - tail.length)) + tail, id);
+				return done(200, `fault huge ${n} bytes`);
 			}
 		}
 		// S3 takes no body of unknown length (aws-chunked aside).
@@ -836,7 +883,7 @@ async function handle(req, res) {
 				const body = await readBody(req, res, 4 << 20);
 				await checkBuffer(req, payloadHash, body);
 				await checkComplete(t, body);
-				return forward(req, res, id, body, null, null, done);
+				return forward(req, res, id, body, null, fault, done);
 			}
 		}
 		if (STORE && t.key === '' && 'uploads' in q && req.method === 'GET') {
@@ -869,13 +916,19 @@ function control(req, res) {
 	try {
 		if (req.method === 'GET' && u.pathname === '/stats')
 			return reply(200, { ...stats, rules: rules.length });
+		if (req.method === 'POST' && u.pathname === '/inflight') {
+			inflightMatch = p.get('match') ? new RegExp(p.get('match')) : null;
+			stats.max_inflight = 0;
+			return reply(200, { ok: true });
+		}
 		if (req.method === 'POST' && u.pathname === '/clear') {
 			rules = [];
 			return reply(200, { ok: true });
 		}
 		if (req.method === 'POST' && (u.pathname === '/fail' || u.pathname === '/fault')) {
 			const kind = u.pathname === '/fail' ? 'fail' : p.get('kind') || 'fail';
-			if (!['fail', 'reset', 'cut', 'delay'].includes(kind)) throw new Error(`unknown kind ${kind}`);
+			if (!['fail', 'reset', 'cut', 'delay', 'lose', 'norange', 'shiftrange', 'huge'].includes(kind))
+				throw new Error(`unknown kind ${kind}`);
 			const num = (name, def) => {
 				const v = p.get(name);
 				if (v === null || v === '') return def;
