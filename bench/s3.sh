@@ -223,7 +223,7 @@ done
 max_rss=$((MAX_RSS_MIB + (PARALLEL + 1) * PART_MIB))
 echo "targets:"
 printf '  chom-backup / pigz | age | aws s3 cp throughput:  %sx (target >= %sx %s; by CPU time %sx)\n' \
-    "$ab" "$MIN_RATIO" "$(met "$ab >= $MIN_RATIO")" "$(ratio "${mcpu[b]}" "${mcpu[a]}")"
+    "$ab" "$MIN_RATIO" "$(met "${mus[b]} >= $MIN_RATIO * ${mus[a]}")" "$(ratio "${mcpu[b]}" "${mcpu[a]}")"
 printf '  chom-backup peak RSS, any run:                    %s MiB (median %s; target <= %s + (%d + 1) x %d = %d MiB %s)\n' \
     "$(mib "$peak")" "$(mib "${mrss[a]}")" "$MAX_RSS_MIB" "$PARALLEL" "$PART_MIB" "$max_rss" \
     "$(met "$peak <= $max_rss * 1024")"
