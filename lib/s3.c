@@ -1019,41 +1019,14 @@ abort_upload(struct chom_s3 *s, const char *key, const char *id)
 	rs_free(&r);
 }
 
-/* The text of <tag> between p and end, its entities decoded: 0, or -1
- * when it is not there or does not fit. */
-static int
-xml_text(const char *p, const char *end, const char *tag, char *out,
-	 size_t size)
+/* An upload of the key that is not ours: aborted. */
+static void
+abort_stray(const char *key, const char *id, void *ud)
 {
-	static const char *const ent[][2] = { { "&amp;", "&" },
-					      { "&lt;", "<" },
-					      { "&gt;", ">" },
-					      { "&quot;", "\"" },
-					      { "&apos;", "'" } };
-	char open[32], close[32];
-	const char *a, *b;
-	size_t n = 0, i;
+	struct upload *u = ud;
 
-	snprintf(open, sizeof(open), "<%s>", tag);
-	snprintf(close, sizeof(close), "</%s>", tag);
-	if (!(a = strstr(p, open)) || a > end)
-		return -1;
-	a += strlen(open);
-	if (!(b = strstr(a, close)) || b > end)
-		return -1;
-	while (a < b && n + 1 < size) {
-		for (i = 0; i < sizeof(ent) / sizeof(ent[0]); i++)
-			if (!strncmp(a, ent[i][0], strlen(ent[i][0])))
-				break;
-		if (i < sizeof(ent) / sizeof(ent[0])) {
-			out[n++] = ent[i][1][0];
-			a += strlen(ent[i][0]);
-		} else {
-			out[n++] = *a++;
-		}
-	}
-	out[n] = '\0';
-	return a == b ? 0 : -1;
+	if (!strcmp(key, u->key) && strcmp(id, u->id))
+		abort_upload(u->s, u->key, id);
 }
 
 /*
@@ -1064,8 +1037,7 @@ xml_text(const char *p, const char *end, const char *tag, char *out,
 static void
 abort_strays(struct upload *u)
 {
-	char q[3 * KEY_MAX + 64], ek[3 * KEY_MAX], key[KEY_MAX + 1], id[1024];
-	const char *at, *end;
+	char q[3 * KEY_MAX + 64], ek[3 * KEY_MAX];
 	struct chom_err ignore;
 	struct rs r;
 
@@ -1075,16 +1047,8 @@ abort_strays(struct upload *u)
 	if (request(u->s, u->s->curl,
 		    &(struct rq){ .method = "GET", .query = q }, &r,
 		    &ignore) == 0)
-		for (at = r.body; at && (at = strstr(at, "<Upload>"));
-		     at = end) {
-			if (!(end = strstr(at, "</Upload>")))
-				break;
-			if (xml_text(at, end, "Key", key, sizeof(key)) == 0 &&
-			    xml_text(at, end, "UploadId", id, sizeof(id)) ==
-				0 &&
-			    !strcmp(key, u->key) && strcmp(id, u->id))
-				abort_upload(u->s, u->key, id);
-		}
+		chom_s3xml_uploads(r.body ? r.body : "", r.blen, abort_stray, u,
+				   &ignore);
 	rs_free(&r);
 }
 

@@ -239,6 +239,49 @@ chom_s3xml_upload_id(const char *xml, size_t len, char *id, size_t size,
 	return 0;
 }
 
+/* ListMultipartUploads */
+
+struct uploads_ctx {
+	char key[TEXT_MAX + 1], id[TEXT_MAX + 1];
+	void (*each)(const char *key, const char *id, void *ud);
+	void *ud;
+};
+
+static void
+uploads_leaf(struct walk *w, void *ctx)
+{
+	struct uploads_ctx *c = ctx;
+
+	if (at(w, 3, "ListMultipartUploadsResult", "Upload", "Key")) {
+		strcpy(c->key, w->text);
+	} else if (at(w, 3, "ListMultipartUploadsResult", "Upload",
+		      "UploadId")) {
+		strcpy(c->id, w->text);
+	} else if (at(w, 2, "ListMultipartUploadsResult", "Upload", NULL)) {
+		if (*c->key && *c->id)
+			c->each(c->key, c->id, c->ud);
+		*c->key = *c->id = '\0';
+	}
+}
+
+int
+chom_s3xml_uploads(const char *xml, size_t len,
+		   void (*each)(const char *key, const char *id, void *ud),
+		   void *ud, struct chom_err *e)
+{
+	struct uploads_ctx *c = calloc(1, sizeof(*c));
+	struct walk w = { .leaf = uploads_leaf, .ctx = c };
+	int rc;
+
+	if (!c)
+		return chom_err_set(e, CHOM_EXIT_FAIL, "s3: out of memory");
+	c->each = each;
+	c->ud = ud;
+	rc = walk(&w, xml, len, e);
+	free(c);
+	return rc;
+}
+
 /* <Error> */
 
 struct error_ctx {

@@ -36,6 +36,12 @@ void chom_s3xml_listing_free(struct chom_s3_listing *l);
 int chom_s3xml_upload_id(const char *xml, size_t len, char *id, size_t size,
 			 struct chom_err *e);
 
+/* Calls each(key, upload id, ud) for every <Upload> of a
+ * ListMultipartUploads reply. */
+int chom_s3xml_uploads(const char *xml, size_t len,
+		       void (*each)(const char *key, const char *id, void *ud),
+		       void *ud, struct chom_err *e);
+
 /*
  * Whether xml is an <Error> document: 1 with its Code and Message (empty
  * when absent, cut to fit), else 0 (CompleteMultipartUpload can answer 200

@@ -109,6 +109,50 @@ test_upload_id(void **state)
 }
 
 static void
+each_upload(const char *key, const char *id, void *ud)
+{
+	char *seen = ud;
+
+	strcat(seen, key);
+	strcat(seen, "=");
+	strcat(seen, id);
+	strcat(seen, ";");
+}
+
+/* ListMultipartUploads as AWS documents it: the key entity-encoded, an
+ * Initiator and Owner inside each Upload, a namespace. */
+static void
+test_uploads(void **state)
+{
+	static const char xml[] =
+	    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+	    "<ListMultipartUploadsResult " NS "><Bucket>b</Bucket>"
+	    "<KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker>"
+	    "<Prefix>p/a&amp;b</Prefix><MaxUploads>1000</MaxUploads>"
+	    "<IsTruncated>false</IsTruncated>"
+	    "<Upload><Key>p/a&amp;b</Key><UploadId>one</UploadId>"
+	    "<Initiator><ID>x</ID><DisplayName>d</DisplayName></Initiator>"
+	    "<Owner><ID>x</ID></Owner><StorageClass>STANDARD</StorageClass>"
+	    "<Initiated>2026-11-27T14:00:00.000Z</Initiated></Upload>"
+	    "<Upload><Key>p/c</Key><UploadId>two</UploadId></Upload>"
+	    "<Upload><Key>p/no-id</Key></Upload>"
+	    "</ListMultipartUploadsResult>";
+	char seen[256] = "";
+	struct chom_err e = { 0 };
+
+	(void)state;
+	assert_int_equal(
+	    chom_s3xml_uploads(xml, strlen(xml), each_upload, seen, &e), 0);
+	assert_string_equal(seen, "p/a&b=one;p/c=two;");
+	*seen = '\0';
+	assert_int_equal(chom_s3xml_uploads("<ListMultipartUploadsResult>", 28,
+					    each_upload, seen, &e),
+			 -1);
+	assert_non_null(strstr(e.msg, "malformed XML"));
+	assert_string_equal(seen, "");
+}
+
+static void
 test_error(void **state)
 {
 	static const char xml[] =
@@ -195,6 +239,7 @@ main(void)
 		cmocka_unit_test(test_listing),
 		cmocka_unit_test(test_listing_refused),
 		cmocka_unit_test(test_upload_id),
+		cmocka_unit_test(test_uploads),
 		cmocka_unit_test(test_error),
 		cmocka_unit_test(test_complete_body),
 		cmocka_unit_test(test_delete),
