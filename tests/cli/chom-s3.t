@@ -154,19 +154,33 @@ touch -d '2022-01-01 00:00:01' "$CONF/.env" "$CONF/conf.d" "$CONF"
 # part 2 of the db part; s3rver killed as that part waits; the backup must
 # give up, abort the upload (the checker answers AbortMultipartUpload
 # itself) and leave nothing.
+# bg_s3 DIR: in a case run in the background, an S3 server of its own
+# (DIR/s3, stopped when the case ends), its pids in DIR/pids for bg_end;
+# false, and DIR/status says so, when it does not start.
+bg_s3() {
+	trap "s3_stop; rm -f '$1/pids'" EXIT
+	S3_DIR=$1/s3
+	if ! s3_start bkt >"$1/start.log" 2>&1; then
+		echo "s3_start failed" >"$1/status"
+		return 1
+	fi
+	echo "$S3RVER_PID $S3_CHECKER_PID" >"$1/pids"
+	export AWS_ENDPOINT_URL_S3=$S3_ENDPOINT CHOM_LOCK_DIR=$1
+}
+# bg_end PID DIR: should the test end early, the background case PID, its
+# servers and its backup are killed.
+bg_end() {
+	at_exit "kill $1 2>/dev/null; for p in \$(cat '$2/pids' 2>/dev/null); do kill -KILL \$p 2>/dev/null; done"
+}
+# seconds_since T0: seconds (one decimal) since T0, a date +%s.%N.
+seconds_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f\n", b - a }'; }
+
 DEAD=$T/dead
 mkdir -p "$DEAD"
 dead_case() {
-	trap 's3_stop; rm -f "$DEAD/pids"' EXIT
-	S3_DIR=$DEAD/s3
-	if ! s3_start bkt >"$DEAD/start.log" 2>&1; then
-		echo "s3_start failed" >"$DEAD/status"
-		return
-	fi
-	echo "$S3RVER_PID $S3_CHECKER_PID" >"$DEAD/pids"
-	export AWS_ENDPOINT_URL_S3=$S3_ENDPOINT CHOM_LOCK_DIR=$DEAD
+	bg_s3 "$DEAD" || return
 	s3_fault kind=delay ms=1000 'match=^PUT /bkt/dead/h/.*db\.sql\.gz\.age\?partNumber=2&'
-	local t0 t1 pid
+	local t0 pid
 	t0=$(date +%s.%N)
 	chom-backup --to s3://bkt/dead --host h -r "$R" --db --db-cmd "cat '$BIG'" \
 		>"$DEAD/out" 2>"$DEAD/err" &
@@ -178,9 +192,8 @@ dead_case() {
 	s3_kill
 	# 8 attempts: at most 51.5 s of backoff; an ASan build is slower.
 	wait_pid "$pid" 90
-	t1=$(date +%s.%N)
+	seconds_since "$t0" >"$DEAD/seconds"
 	echo "$WRC" >"$DEAD/rc"
-	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", b - a }' >"$DEAD/seconds"
 	s3_restart >>"$DEAD/start.log" 2>&1
 	echo "$S3RVER_PID $S3_CHECKER_PID" >"$DEAD/pids"
 	uploads dead/ >"$DEAD/uploads"
@@ -190,8 +203,7 @@ dead_case() {
 }
 dead_case &
 DEAD_PID=$!
-# Should the test end early: the subshell, its servers and its backup.
-at_exit "kill $DEAD_PID 2>/dev/null; for p in \$(cat '$DEAD/pids' 2>/dev/null); do kill -KILL \$p 2>/dev/null; done"
+bg_end "$DEAD_PID" "$DEAD"
 
 # --- the cleanup after SIGTERM bounded, in the background ---------------------
 # A server of its own that takes the abort and DeleteObjects and never
@@ -201,18 +213,11 @@ SLOW=$T/slow
 mkdir -p "$SLOW/files"
 head -c 12000000 /dev/urandom >"$SLOW/files/blob"
 slow_case() {
-	trap 's3_stop; rm -f "$SLOW/pids"' EXIT
-	S3_DIR=$SLOW/s3
-	if ! s3_start bkt >"$SLOW/start.log" 2>&1; then
-		echo "s3_start failed" >"$SLOW/status"
-		return
-	fi
-	echo "$S3RVER_PID $S3_CHECKER_PID" >"$SLOW/pids"
-	export AWS_ENDPOINT_URL_S3=$S3_ENDPOINT CHOM_LOCK_DIR=$SLOW
+	bg_s3 "$SLOW" || return
 	s3_fault kind=delay ms=5000 'match=^PUT /bkt/slow/h/.*files\.tar\.gz\.age\?partNumber=2&'
 	s3_fault kind=delay ms=120000 n=10 'match=^DELETE /bkt/slow/h/.*\?uploadId='
 	s3_fault kind=delay ms=120000 n=10 'match=^POST /bkt/?\?delete'
-	local t0 t1 pid
+	local t0 pid
 	chom-backup --to s3://bkt/slow --host h -r "$R" --db --db-cmd "cat '$SMALL'" \
 		--files "$SLOW/files" >"$SLOW/out" 2>"$SLOW/err" &
 	pid=$!
@@ -223,15 +228,14 @@ slow_case() {
 	t0=$(date +%s.%N)
 	kill -TERM "$pid"
 	wait_pid "$pid" 150
-	t1=$(date +%s.%N)
+	seconds_since "$t0" >"$SLOW/seconds"
 	echo "$WRC" >"$SLOW/rc"
-	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f\n", b - a }' >"$SLOW/seconds"
 	cp "$(s3_log)" "$SLOW/checker.log"
 	echo done >>"$SLOW/status"
 }
 slow_case &
 SLOW_PID=$!
-at_exit "kill $SLOW_PID 2>/dev/null; for p in \$(cat '$SLOW/pids' 2>/dev/null); do kill -KILL \$p 2>/dev/null; done"
+bg_end "$SLOW_PID" "$SLOW"
 
 # --- round trips: gzip and zstd --------------------------------------------------
 # gzip under a plain prefix, zstd under one with characters to encode (as
