@@ -172,6 +172,17 @@ bg_s3() {
 bg_end() {
 	at_exit "kill $1 2>/dev/null; for p in \$(cat '$2/pids' 2>/dev/null); do kill -KILL \$p 2>/dev/null; done"
 }
+# bg_wait PID DIR SECONDS: waits for the background case PID to write
+# "done" to DIR/status (or to end), SECONDS at most, then reaps it.
+bg_wait() {
+	local i
+	for ((i = 0; i < $3 * 10; i++)); do
+		grep -q done "$2/status" 2>/dev/null && break
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	wait_pid "$1" 10
+}
 # seconds_since T0: seconds (one decimal) since T0, a date +%s.%N.
 seconds_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f\n", b - a }'; }
 
@@ -760,12 +771,7 @@ is "$(printf '%s\n' "$OUT" | sed 1d | awk '{print $1}' | tr '\n' ' ')" "${PR[3]}
 	"... chom-restore lists only the newest point"
 
 # --- s3rver killed for good (the background case) --------------------------------------
-for ((i = 0; i < 1000; i++)); do
-	grep -q done "$DEAD/status" 2>/dev/null && break
-	kill -0 "$DEAD_PID" 2>/dev/null || break
-	sleep 0.1
-done
-wait_pid "$DEAD_PID" 10
+bg_wait "$DEAD_PID" "$DEAD" 100
 is "$(cat "$DEAD/status" 2>&1)" "done" "dead: the case ran to its end"
 is "$(cat "$DEAD/rc" 2>&1)" 1 "dead: s3rver killed and not restarted: exit 1"
 diag "dead: chom-backup gave up after $(cat "$DEAD/seconds" 2>&1) s: $(tail -n 1 "$DEAD/err" 2>&1)"
@@ -786,12 +792,7 @@ is "$(cat "$DEAD/uploads" 2>&1)" "None" "dead: after a restart, no open multipar
 is "$(cat "$DEAD/keys" 2>&1)" "" "dead: after a restart, no object: no manifest, no part (awscli)"
 
 # --- the cleanup bounded (the background case) ---------------------------------------
-for ((i = 0; i < 1500; i++)); do
-	grep -q done "$SLOW/status" 2>/dev/null && break
-	kill -0 "$SLOW_PID" 2>/dev/null || break
-	sleep 0.1
-done
-wait_pid "$SLOW_PID" 10
+bg_wait "$SLOW_PID" "$SLOW" 150
 is "$(cat "$SLOW/status" 2>&1)" "done" "slow cleanup: the case ran to its end"
 is "$(cat "$SLOW/rc" 2>&1)" 143 "slow cleanup: SIGTERM, the abort unanswered: exit 143"
 diag "slow cleanup: chom-backup exited $(cat "$SLOW/seconds" 2>&1) s after SIGTERM"
