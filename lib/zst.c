@@ -389,9 +389,12 @@ par_new(struct zst *z, int threads)
 	if (!p)
 		return NULL;
 	p->z = z;
-	/* A frame per thread: as fast as one more in flight (measured), and
-	 * 16 MiB of output less. */
-	p->njobs = (size_t)threads;
+	/* A frame per thread and one more: while the caller's thread writes
+	 * the oldest frame out (into a spool, say), every worker still has
+	 * one to decode. Measured on 2 cores, 1 GB: --verify 0.71 s against
+	 * 0.76 s with a frame per thread, into the memory spool 1.26 s
+	 * against 1.36 s; for 16 MiB of input and 16 MiB of output more. */
+	p->njobs = (size_t)threads + 1;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->work, NULL);
 	pthread_cond_init(&p->done, NULL);
