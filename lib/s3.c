@@ -902,6 +902,7 @@ struct upload {
 	char (*etags)[256]; /* of parts 1..nparts */
 	char (*sums)[48];
 	int nparts; /* parts queued so far */
+	unsigned long long bytes; /* in them */
 	struct part *ring;
 	int nring, head, tail; /* parts ring[head..tail) in flight */
 	struct part *cur;      /* being filled */
@@ -1139,6 +1140,7 @@ queue(struct upload *u, struct chom_err *e)
 		    u, (chom_err_set(e, CHOM_EXIT_FAIL, "out of memory"), e));
 	pthread_mutex_lock(&u->mu);
 	p->num = ++u->nparts;
+	u->bytes += p->len;
 	p->rc = 0;
 	p->state = P_QUEUED;
 	u->tail++;
@@ -1210,6 +1212,35 @@ up_write(struct chom_sink *sk, const void *buf, size_t len, struct chom_err *e)
 	return 0;
 }
 
+/*
+ * A CompleteMultipartUpload sent again after its answer was lost finds
+ * the upload gone (404 NoSuchUpload) when the first one completed it:
+ * whether the object is there, of the size uploaded. The key is this
+ * point's own, written by nothing else.
+ */
+static bool
+completed_before(struct upload *u, const struct rs *r)
+{
+	char code[128], msg[512];
+	struct chom_s3_listing l;
+	struct chom_err e;
+	bool done = false;
+
+	if (r->tries < 2 || r->status != 404 || !r->body ||
+	    !chom_s3xml_error(r->body, r->blen, code, sizeof(code), msg,
+			      sizeof(msg)) ||
+	    strcmp(code, "NoSuchUpload"))
+		return false;
+	if (chom_s3_list(u->s, u->key, NULL, &l, &e) < 0)
+		return false;
+	for (size_t i = 0; i < l.nobjects; i++)
+		if (!strcmp(l.objects[i].key, u->key) &&
+		    l.objects[i].size == u->bytes)
+			done = true;
+	chom_s3xml_listing_free(&l);
+	return done;
+}
+
 static int
 up_close(struct chom_sink *sk, struct chom_err *e)
 {
@@ -1262,8 +1293,11 @@ up_close(struct chom_sink *sk, struct chom_err *e)
 				   .key = u->key,
 				   .query = q,
 				   .body = body,
-				   .len = strlen(body) },
+				   .len = strlen(body),
+				   .fresh = true },
 		     &r, e);
+	if (rc < 0 && completed_before(u, &r))
+		rc = 0;
 	rs_free(&r);
 	free(body);
 	if (rc < 0)

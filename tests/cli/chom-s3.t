@@ -582,17 +582,36 @@ exits 1 "a listing of 1.5 MiB: exit 1"
 like "$ERR" 'reply over 1 MiB' "... says the reply is over 1 MiB"
 is "$(count ' 200 fault huge')" 1 "... not retried"
 
-# Answers lost after the server did the work; the retry refused (as S3
-# does): whatever the server made is deleted.
-# A multipart upload completed, its answer lost; the retry: NoSuchUpload.
+# A multipart upload completed, its answer lost; the retry: NoSuchUpload
+# (as S3 answers). The object is there, of the size uploaded: done.
 s3_fault kind=lose n=1 "match=^POST /bkt/$PFX/lost/.*\?uploadId="
 run chom-backup --to "$U" --host lost -r "$R" --db --db-cmd "cat '$MID'"
-exits 1 "CompleteMultipartUpload done, its answer lost, the retry refused: exit 1"
-like "$ERR" 'NoSuchUpload' "... naming NoSuchUpload"
+exits 0 "CompleteMultipartUpload done, its answer lost, the retry finds no upload: exit 0"
+LOSTP=$OUT
 is "$(count "POST /bkt/$PFX/lost/.*\?uploadId=.* 0 fault lose: s3rver answered 200")" 1 \
 	"... s3rver completed the upload"
-is "$(keys "$U/lost/")" "" "... and the object it made is deleted (aws s3 ls)"
+is "$(count "POST /bkt/$PFX/lost/.*\?uploadId=.* 404 NoSuchUpload")" 1 "... the retry was refused"
 is "$(uploads "$PFX/lost/")" "None" "... no open multipart upload"
+run chom-restore --from "$U" --host lost -i "$KEY" --db "$LOSTP" --db-cmd "cmp - '$MID'"
+exits 0 "... the point restores to the dump (chom-restore --db into cmp)"
+# NoSuchUpload to the first CompleteMultipartUpload: the upload is gone,
+# nothing was completed. And to a retry when the first never reached the
+# server (reset): no object there either. Both fail, nothing left.
+s3_fault kind=fail n=1 status=404 code=NoSuchUpload "match=^POST /bkt/$PFX/gone/.*\?uploadId="
+run chom-backup --to "$U" --host gone -r "$R" --db --db-cmd "cat '$MID'"
+exits 1 "NoSuchUpload to the first CompleteMultipartUpload: exit 1"
+like "$ERR" '404 NoSuchUpload' "... naming NoSuchUpload"
+is "$(keys "$U/gone/")" "" "... nothing stored (aws s3 ls)"
+is "$(uploads "$PFX/gone/")" "None" "... no open multipart upload"
+s3_fault kind=reset n=1 "match=^POST /bkt/$PFX/gone2/.*\?uploadId="
+s3_fault kind=fail n=1 status=404 code=NoSuchUpload "match=^POST /bkt/$PFX/gone2/.*\?uploadId="
+run chom-backup --to "$U" --host gone2 -r "$R" --db --db-cmd "cat '$MID'"
+exits 1 "a reset, then NoSuchUpload, with no object made: exit 1"
+like "$ERR" '404 NoSuchUpload' "... naming NoSuchUpload"
+is "$(keys "$U/gone2/")" "" "... nothing stored (aws s3 ls)"
+is "$(uploads "$PFX/gone2/")" "None" "... no open multipart upload"
+# Answers lost after the server did the work; the retry refused (as S3
+# does): whatever the server made is deleted.
 # A single PUT and the manifest, likewise.
 for what in 'db\.sql\.gz\.age' 'manifest\.json'; do
 	s3_fault kind=lose n=1 "match=^PUT /bkt/$PFX/lost1/[0-9TZ]+/$what\$"
