@@ -594,22 +594,22 @@ is "$(count "POST /bkt/$PFX/lost/.*\?uploadId=.* 404 NoSuchUpload")" 1 "... the 
 is "$(uploads "$PFX/lost/")" "None" "... no open multipart upload"
 run chom-restore --from "$U" --host lost -i "$KEY" --db "$LOSTP" --db-cmd "cmp - '$MID'"
 exits 0 "... the point restores to the dump (chom-restore --db into cmp)"
-# NoSuchUpload to the first CompleteMultipartUpload: the upload is gone,
-# nothing was completed. And to a retry when the first never reached the
-# server (reset): no object there either. Both fail, nothing left.
-s3_fault kind=fail n=1 status=404 code=NoSuchUpload "match=^POST /bkt/$PFX/gone/.*\?uploadId="
-run chom-backup --to "$U" --host gone -r "$R" --db --db-cmd "cat '$MID'"
-exits 1 "NoSuchUpload to the first CompleteMultipartUpload: exit 1"
-like "$ERR" '404 NoSuchUpload' "... naming NoSuchUpload"
-is "$(keys "$U/gone/")" "" "... nothing stored (aws s3 ls)"
-is "$(uploads "$PFX/gone/")" "None" "... no open multipart upload"
-s3_fault kind=reset n=1 "match=^POST /bkt/$PFX/gone2/.*\?uploadId="
-s3_fault kind=fail n=1 status=404 code=NoSuchUpload "match=^POST /bkt/$PFX/gone2/.*\?uploadId="
-run chom-backup --to "$U" --host gone2 -r "$R" --db --db-cmd "cat '$MID'"
-exits 1 "a reset, then NoSuchUpload, with no object made: exit 1"
-like "$ERR" '404 NoSuchUpload' "... naming NoSuchUpload"
-is "$(keys "$U/gone2/")" "" "... nothing stored (aws s3 ls)"
-is "$(uploads "$PFX/gone2/")" "None" "... no open multipart upload"
+# NoSuchUpload to the first CompleteMultipartUpload (the upload gone,
+# nothing completed), and to a retry when the first never reached the
+# server (a reset: no object there either): both fail, nothing left.
+for h in gone gone2; do
+	d="NoSuchUpload to the first CompleteMultipartUpload"
+	if [ $h = gone2 ]; then
+		d="a reset, then NoSuchUpload, with no object made"
+		s3_fault kind=reset n=1 "match=^POST /bkt/$PFX/$h/.*\?uploadId="
+	fi
+	s3_fault kind=fail n=1 status=404 code=NoSuchUpload "match=^POST /bkt/$PFX/$h/.*\?uploadId="
+	run chom-backup --to "$U" --host $h -r "$R" --db --db-cmd "cat '$MID'"
+	exits 1 "$d: exit 1"
+	like "$ERR" '404 NoSuchUpload' "$d: naming NoSuchUpload"
+	is "$(keys "$U/$h/")" "" "$d: nothing stored (aws s3 ls)"
+	is "$(uploads "$PFX/$h/")" "None" "$d: no open multipart upload"
+done
 # Answers lost after the server did the work; the retry refused (as S3
 # does): whatever the server made is deleted.
 # A single PUT and the manifest, likewise.
