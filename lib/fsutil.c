@@ -1,3 +1,4 @@
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -200,6 +201,54 @@ chom_rmtree(const char *path, struct chom_err *e)
 	if (nftw(path, rm_one, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0)
 		return chom_err_sys(e, CHOM_EXIT_FAIL, "remove %s", path);
 	return 0;
+}
+
+static int
+not_dots(const struct dirent *d)
+{
+	return strcmp(d->d_name, ".") && strcmp(d->d_name, "..");
+}
+
+int
+chom_move_entries(const char *from, const char *to, struct chom_err *e)
+{
+	struct dirent **names = NULL;
+	int n, i, moved = 0, rc = -1;
+	int ffd = open(from, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int tfd = open(to, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (ffd < 0 || tfd < 0) {
+		chom_err_sys(e, CHOM_EXIT_FAIL, "open %s", ffd < 0 ? from : to);
+		goto out;
+	}
+	if ((n = scandir(from, &names, not_dots, alphasort)) < 0) {
+		chom_err_sys(e, CHOM_EXIT_FAIL, "read %s", from);
+		goto out;
+	}
+	for (i = 0; i < n; i++, moved++)
+		if (renameat(ffd, names[i]->d_name, tfd, names[i]->d_name) <
+		    0) {
+			chom_err_sys(e, CHOM_EXIT_FAIL, "rename %s/%s", from,
+				     names[i]->d_name);
+			break;
+		}
+	if (moved == n)
+		rc = 0;
+	/* All or nothing: those moved go back. */
+	while (rc < 0 && moved > 0) {
+		moved--;
+		(void)renameat(tfd, names[moved]->d_name, ffd,
+			       names[moved]->d_name);
+	}
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+out:
+	if (ffd >= 0)
+		close(ffd);
+	if (tfd >= 0)
+		close(tfd);
+	return rc;
 }
 
 int

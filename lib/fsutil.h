@@ -21,6 +21,10 @@ int chom_atomic_symlink(const char *target, const char *linkpath,
 int chom_mkdir_p(const char *path, mode_t mode, struct chom_err *e);
 /* rm -rf without following symlinks; a missing path is fine. */
 int chom_rmtree(const char *path, struct chom_err *e);
+/* Moves every entry of from into to, on the same filesystem, all or
+ * nothing: when one cannot be moved, those already moved go back. A name
+ * already in to is replaced as rename(2) does. */
+int chom_move_entries(const char *from, const char *to, struct chom_err *e);
 /* The target of a symlink into buf; -1 with errno set (EINVAL: not a link). */
 int chom_readlink(const char *path, char *buf, size_t size);
 /* snprintf that fails (code 2, "path too long") instead of truncating. */

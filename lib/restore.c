@@ -499,32 +499,6 @@ make_target(const char *dir, size_t *made, struct chom_err *e)
 	return 0;
 }
 
-/* Moves every entry of tmp up into dir, which holds nothing else. */
-static int
-move_up(const char *tmp, const char *dir, struct chom_err *e)
-{
-	char from[PATH_MAX], to[PATH_MAX];
-	struct dirent *d;
-	DIR *dp = opendir(tmp);
-
-	if (!dp)
-		return chom_err_sys(e, CHOM_EXIT_FAIL, "open %s", tmp);
-	while ((d = readdir(dp))) {
-		if (!strcmp(d->d_name, ".") || !strcmp(d->d_name, ".."))
-			continue;
-		if (chom_path(from, sizeof(from), e, "%s/%s", tmp, d->d_name) <
-			0 ||
-		    chom_path(to, sizeof(to), e, "%s/%s", dir, d->d_name) < 0 ||
-		    (rename(from, to) < 0 &&
-		     chom_err_sys(e, CHOM_EXIT_FAIL, "rename %s", from))) {
-			closedir(dp);
-			return -1;
-		}
-	}
-	closedir(dp);
-	return 0;
-}
-
 int
 chom_restore_tree(const struct chom_restore_opts *o,
 		  const struct chom_manifest_part *p, const char *dir,
@@ -591,7 +565,8 @@ chom_restore_tree(const struct chom_restore_opts *o,
 		goto out;
 	}
 	close(dfd);
-	if (move_up(tmp, dir, e) < 0)
+	/* All or nothing: a target half filled is never left. */
+	if (chom_move_entries(tmp, dir, e) < 0)
 		goto out;
 	rmdir(tmp);
 	if (chom_fsync_dir(dir, e) < 0)

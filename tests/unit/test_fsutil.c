@@ -1,6 +1,7 @@
 /*
  * Unit tests for lib/fsutil.c: atomic writes and symlinks, mkdir -p, rm -rf
- * that never follows symlinks, readlink and the path builder.
+ * that never follows symlinks, readlink, the path builder, and moving the
+ * entries of a directory all or nothing.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -459,6 +460,85 @@ test_fsync_dir(void **state)
 	assert_non_null(strstr(e.msg, "missing"));
 }
 
+/* from/a and from/c, files, and from/b, a directory with a file. */
+static void
+make_entries(const char *from)
+{
+	char p[256];
+
+	assert_int_equal(mkdir(from, 0755), 0);
+	snprintf(p, sizeof(p), "%s/b", from);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/b/in-b", from);
+	tu_write(p, "in-b");
+	snprintf(p, sizeof(p), "%s/a", from);
+	tu_write(p, "a");
+	snprintf(p, sizeof(p), "%s/c", from);
+	tu_write(p, "c");
+}
+
+static void
+test_move_entries(void **state)
+{
+	struct fixture *fx = *state;
+	struct chom_err e = { 0 };
+	char from[128], to[128], p[256];
+	struct stat st;
+
+	snprintf(from, sizeof(from), "%s/from", fx->dir);
+	snprintf(to, sizeof(to), "%s/to", fx->dir);
+	make_entries(from);
+	assert_int_equal(mkdir(to, 0755), 0);
+	assert_int_equal(chom_move_entries(from, to, &e), 0);
+	for (const char *n = "abc"; *n; n++) {
+		snprintf(p, sizeof(p), "%s/%c", to, *n);
+		assert_int_equal(lstat(p, &st), 0);
+		snprintf(p, sizeof(p), "%s/%c", from, *n);
+		assert_int_equal(lstat(p, &st), -1);
+	}
+	snprintf(p, sizeof(p), "%s/b/in-b", to);
+	assert_int_equal(lstat(p, &st), 0);
+}
+
+/* c cannot be moved (a directory with something in it is in the way):
+ * a and b, moved before it, go back; to holds what it held. */
+static void
+test_move_entries_all_or_nothing(void **state)
+{
+	struct fixture *fx = *state;
+	struct chom_err e = { 0 };
+	char from[128], to[128], p[256];
+	struct stat st;
+
+	snprintf(from, sizeof(from), "%s/from", fx->dir);
+	snprintf(to, sizeof(to), "%s/to", fx->dir);
+	make_entries(from);
+	assert_int_equal(mkdir(to, 0755), 0);
+	snprintf(p, sizeof(p), "%s/c", to);
+	assert_int_equal(mkdir(p, 0755), 0);
+	snprintf(p, sizeof(p), "%s/c/keep", to);
+	assert_int_equal(mkdir(p, 0755), 0);
+	assert_int_equal(chom_move_entries(from, to, &e), -1);
+	assert_int_equal(e.code, CHOM_EXIT_FAIL);
+	assert_non_null(strstr(e.msg, "from/c"));
+	for (const char *n = "abc"; *n; n++) {
+		snprintf(p, sizeof(p), "%s/%c", from, *n);
+		assert_int_equal(lstat(p, &st), 0);
+	}
+	snprintf(p, sizeof(p), "%s/b/in-b", from);
+	assert_int_equal(lstat(p, &st), 0);
+	snprintf(p, sizeof(p), "%s/a", to);
+	assert_int_equal(lstat(p, &st), -1);
+	snprintf(p, sizeof(p), "%s/b", to);
+	assert_int_equal(lstat(p, &st), -1);
+	snprintf(p, sizeof(p), "%s/c/keep", to);
+	assert_int_equal(lstat(p, &st), 0);
+	/* A directory that is not there. */
+	snprintf(p, sizeof(p), "%s/missing", fx->dir);
+	assert_int_equal(chom_move_entries(p, to, &e), -1);
+	assert_non_null(strstr(e.msg, "missing"));
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
@@ -466,6 +546,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_atomic_write_creates),
+		T(test_move_entries),
+		T(test_move_entries_all_or_nothing),
 		T(test_atomic_write_replaces),
 		T(test_atomic_write_binary_and_empty),
 		T(test_atomic_write_missing_dir),
