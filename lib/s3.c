@@ -901,7 +901,7 @@ struct upload {
 	char id[1024];      /* the UploadId once begun */
 	char (*etags)[256]; /* of parts 1..nparts */
 	char (*sums)[48];
-	int nparts; /* parts queued so far */
+	int nparts;               /* parts queued so far */
 	unsigned long long bytes; /* in them */
 	struct part *ring;
 	int nring, head, tail; /* parts ring[head..tail) in flight */
