@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -460,13 +461,28 @@ test_fsync_dir(void **state)
 	assert_non_null(strstr(e.msg, "missing"));
 }
 
-/* from/a and from/c, files, and from/b, a directory with a file. */
+/* Whether dir/name is there (not followed if a symlink). */
+static bool
+exists(const char *dir, const char *name)
+{
+	char p[256];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return lstat(p, &st) == 0;
+}
+
+/* fx->dir/from with a and c, files, and b, a directory with a file in
+ * it; fx->dir/to, empty. */
 static void
-make_entries(const char *from)
+make_entries(const struct fixture *fx, char from[128], char to[128])
 {
 	char p[256];
 
+	snprintf(from, 128, "%s/from", fx->dir);
+	snprintf(to, 128, "%s/to", fx->dir);
 	assert_int_equal(mkdir(from, 0755), 0);
+	assert_int_equal(mkdir(to, 0755), 0);
 	snprintf(p, sizeof(p), "%s/b", from);
 	assert_int_equal(mkdir(p, 0755), 0);
 	snprintf(p, sizeof(p), "%s/b/in-b", from);
@@ -480,24 +496,16 @@ make_entries(const char *from)
 static void
 test_move_entries(void **state)
 {
-	struct fixture *fx = *state;
 	struct chom_err e = { 0 };
-	char from[128], to[128], p[256];
-	struct stat st;
+	char from[128], to[128];
 
-	snprintf(from, sizeof(from), "%s/from", fx->dir);
-	snprintf(to, sizeof(to), "%s/to", fx->dir);
-	make_entries(from);
-	assert_int_equal(mkdir(to, 0755), 0);
+	make_entries(*state, from, to);
 	assert_int_equal(chom_move_entries(from, to, &e), 0);
-	for (const char *n = "abc"; *n; n++) {
-		snprintf(p, sizeof(p), "%s/%c", to, *n);
-		assert_int_equal(lstat(p, &st), 0);
-		snprintf(p, sizeof(p), "%s/%c", from, *n);
-		assert_int_equal(lstat(p, &st), -1);
+	for (const char *n = "a\0b\0c\0"; *n; n += 2) {
+		assert_true(exists(to, n));
+		assert_false(exists(from, n));
 	}
-	snprintf(p, sizeof(p), "%s/b/in-b", to);
-	assert_int_equal(lstat(p, &st), 0);
+	assert_true(exists(to, "b/in-b"));
 }
 
 /* c cannot be moved (a directory with something in it is in the way):
@@ -508,12 +516,8 @@ test_move_entries_all_or_nothing(void **state)
 	struct fixture *fx = *state;
 	struct chom_err e = { 0 };
 	char from[128], to[128], p[256];
-	struct stat st;
 
-	snprintf(from, sizeof(from), "%s/from", fx->dir);
-	snprintf(to, sizeof(to), "%s/to", fx->dir);
-	make_entries(from);
-	assert_int_equal(mkdir(to, 0755), 0);
+	make_entries(fx, from, to);
 	snprintf(p, sizeof(p), "%s/c", to);
 	assert_int_equal(mkdir(p, 0755), 0);
 	snprintf(p, sizeof(p), "%s/c/keep", to);
@@ -521,18 +525,12 @@ test_move_entries_all_or_nothing(void **state)
 	assert_int_equal(chom_move_entries(from, to, &e), -1);
 	assert_int_equal(e.code, CHOM_EXIT_FAIL);
 	assert_non_null(strstr(e.msg, "from/c"));
-	for (const char *n = "abc"; *n; n++) {
-		snprintf(p, sizeof(p), "%s/%c", from, *n);
-		assert_int_equal(lstat(p, &st), 0);
-	}
-	snprintf(p, sizeof(p), "%s/b/in-b", from);
-	assert_int_equal(lstat(p, &st), 0);
-	snprintf(p, sizeof(p), "%s/a", to);
-	assert_int_equal(lstat(p, &st), -1);
-	snprintf(p, sizeof(p), "%s/b", to);
-	assert_int_equal(lstat(p, &st), -1);
-	snprintf(p, sizeof(p), "%s/c/keep", to);
-	assert_int_equal(lstat(p, &st), 0);
+	for (const char *n = "a\0b\0c\0"; *n; n += 2)
+		assert_true(exists(from, n));
+	assert_true(exists(from, "b/in-b"));
+	assert_false(exists(to, "a"));
+	assert_false(exists(to, "b"));
+	assert_true(exists(to, "c/keep"));
 	/* A directory that is not there. */
 	snprintf(p, sizeof(p), "%s/missing", fx->dir);
 	assert_int_equal(chom_move_entries(p, to, &e), -1);
