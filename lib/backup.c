@@ -55,6 +55,12 @@ head_write(struct chom_sink *s, const void *buf, size_t len, struct chom_err *e)
 	return chom_sink_write(h->next, buf, len, e);
 }
 
+static void *
+head_space(struct chom_sink *s, size_t *len)
+{
+	return chom_sink_space(((struct head *)s)->next, len);
+}
+
 static int
 head_close(struct chom_sink *s, struct chom_err *e)
 {
@@ -200,7 +206,8 @@ one_part(struct state *st, size_t k, struct chom_backup_part *p,
 	sink = chain(o, p->name, specs[k].compress, h, p, e);
 	if (!sink)
 		goto out;
-	st->head = (struct head){ .s = { head_write, head_close, head_free },
+	st->head = (struct head){ .s = { head_write, head_close, head_free,
+					 head_space },
 				  .next = sink,
 				  .o = o,
 				  .kind = p->kind };

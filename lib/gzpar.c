@@ -239,6 +239,37 @@ queue_job(struct gzpar *g, int last)
 	pthread_mutex_unlock(&g->mu);
 }
 
+/* Makes g->cur a job with room for input. */
+static int
+room(struct gzpar *g, struct chom_err *e)
+{
+	/* A full block waits for more data or for a producer to ask for
+	 * space, so that the last block is empty only when the input ends
+	 * on a block's end after such a request. */
+	if (g->cur && g->cur->len == BLOCK) {
+		queue_job(g, 0);
+		if (put_done(g, e))
+			return fail(g, e);
+	}
+	if (!g->cur && open_job(g, e))
+		return fail(g, e);
+	return 0;
+}
+
+/* The rest of the block being filled: a producer that reads into it
+ * (chom_run_to_sink() from the dump's pipe) saves a copy of every byte. */
+static void *
+gzpar_space(struct chom_sink *s, size_t *len)
+{
+	struct gzpar *g = (struct gzpar *)s;
+	struct chom_err e;
+
+	if (g->failed || room(g, &e))
+		return NULL; /* the next write says why */
+	*len = BLOCK - g->cur->len;
+	return g->cur->in + g->cur->len;
+}
+
 static int
 gzpar_write(struct chom_sink *s, const void *buf, size_t len,
 	    struct chom_err *e)
@@ -251,19 +282,13 @@ gzpar_write(struct chom_sink *s, const void *buf, size_t len,
 	while (len) {
 		size_t n;
 
-		/* A full block waits for more data, so that the last block
-		 * is never an empty one. */
-		if (g->cur && g->cur->len == BLOCK) {
-			queue_job(g, 0);
-			if (put_done(g, e))
-				return fail(g, e);
-		}
-		if (!g->cur && open_job(g, e))
-			return fail(g, e);
+		if (room(g, e))
+			return -1;
 		n = BLOCK - g->cur->len;
 		if (n > len)
 			n = len;
-		memcpy(g->cur->in + g->cur->len, p, n);
+		if (p != g->cur->in + g->cur->len) /* else in place */
+			memcpy(g->cur->in + g->cur->len, p, n);
 		g->cur->len += n;
 		p += n;
 		len -= n;
@@ -404,6 +429,7 @@ chom_gzpar_new(struct chom_sink *next, int level, int threads,
 		return NULL;
 	}
 	g->sink.write = gzpar_write;
+	g->sink.space = gzpar_space;
 	g->sink.close = gzpar_close;
 	g->sink.free = gzpar_free;
 	g->level = level;

@@ -99,7 +99,7 @@ watch_new(struct chom_sink *next, int *failed, struct chom_err *e)
 		chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
 		return NULL;
 	}
-	w->s = (struct chom_sink){ watch_write, watch_close, watch_free };
+	w->s = (struct chom_sink){ watch_write, watch_close, watch_free, NULL };
 	w->next = next;
 	w->failed = failed;
 	return &w->s;
@@ -167,7 +167,7 @@ chom_restore_part(const struct chom_restore_opts *o,
 		chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
 		goto fail;
 	}
-	head.s = (struct chom_sink){ head_write, NULL, NULL };
+	head.s = (struct chom_sink){ head_write, NULL, NULL, NULL };
 	head.next = s;
 	if (chom_store_read(o->store, o->host, o->point, p->name, &head.s,
 			    o->stop, e) < 0)

@@ -124,10 +124,19 @@ chom_run_to_sink(const char *cmd, struct chom_sink *out,
 			break;
 		}
 		if (p[0].revents) {
-			n = read(ofd[0], obuf, OBUF);
+			/* Read into the first stage's own buffer when it
+			 * has one (the compressor's block): no copy. */
+			size_t room = 0;
+			void *dst = chom_sink_space(out, &room);
+
+			if (!dst || !room) {
+				dst = obuf;
+				room = OBUF;
+			}
+			n = read(ofd[0], dst, room < OBUF ? room : OBUF);
 			if (n > 0) {
 				*bytes += (unsigned long long)n;
-				if (chom_sink_write(out, obuf, (size_t)n, e) <
+				if (chom_sink_write(out, dst, (size_t)n, e) <
 				    0) {
 					rc = -1;
 					break;
@@ -296,7 +305,7 @@ chom_run_stdin_new(const char *cmd, const char *what, int *status,
 		free(f);
 		return NULL;
 	}
-	f->s = (struct chom_sink){ feed_write, feed_close, feed_free };
+	f->s = (struct chom_sink){ feed_write, feed_close, feed_free, NULL };
 	f->status = status;
 	f->stop = stop;
 	snprintf(f->what, sizeof(f->what), "%s", what);

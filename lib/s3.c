@@ -1350,7 +1350,7 @@ chom_s3_upload_new(struct chom_s3 *s, const char *key, struct chom_err *e)
 			     u ? "s3: key too long" : "out of memory");
 		return NULL;
 	}
-	u->sink = (struct chom_sink){ up_write, up_close, up_free };
+	u->sink = (struct chom_sink){ up_write, up_close, up_free, NULL };
 	u->s = s;
 	snprintf(u->key, sizeof(u->key), "%s", key);
 	u->nring = s->parallel + 1;

@@ -20,6 +20,12 @@ struct chom_sink {
 	/* Releases this stage and the ones after it without finishing them
 	 * (after a failure, or after close). */
 	void (*free)(struct chom_sink *s);
+	/* Optional: where the next write may find its bytes already in
+	 * place, and (in *len) how many fit there; NULL for none. A write
+	 * whose buf is that pointer, of at most *len bytes, takes them
+	 * without a copy. Anything else between the two calls (another
+	 * write, a close) makes the pointer void. */
+	void *(*space)(struct chom_sink *s, size_t *len);
 };
 
 static inline int
@@ -33,6 +39,14 @@ static inline int
 chom_sink_close(struct chom_sink *s, struct chom_err *e)
 {
 	return s->close(s, e);
+}
+
+/* The next write's place in s (see space), or NULL: write from a buffer of
+ * one's own then. */
+static inline void *
+chom_sink_space(struct chom_sink *s, size_t *len)
+{
+	return s->space ? s->space(s, len) : NULL;
 }
 
 static inline void

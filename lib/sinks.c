@@ -35,6 +35,21 @@ measure_write(struct chom_sink *s, const void *buf, size_t len,
 	return chom_sink_write(m->next, buf, len, e);
 }
 
+/* The next stage's space, up to the limit: bytes read there are counted
+ * and hashed by the write that follows, before the next stage has them. */
+static void *
+measure_space(struct chom_sink *s, size_t *len)
+{
+	struct measure *m = (struct measure *)s;
+	void *p;
+
+	if (*m->count >= m->max || !(p = chom_sink_space(m->next, len)))
+		return NULL;
+	if (*len > m->max - *m->count)
+		*len = (size_t)(m->max - *m->count);
+	return p;
+}
+
 static int
 measure_close(struct chom_sink *s, struct chom_err *e)
 {
@@ -59,7 +74,8 @@ chom_sink_limit_new(struct chom_sink *next, struct chom_sha256 *h,
 		chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
 		return NULL;
 	}
-	m->s = (struct chom_sink){ measure_write, measure_close, measure_free };
+	m->s = (struct chom_sink){ measure_write, measure_close, measure_free,
+				   measure_space };
 	m->next = next;
 	m->h = h;
 	m->count = count;
@@ -125,7 +141,7 @@ chom_sink_tee_new(struct chom_sink **sinks, size_t n, struct chom_err *e)
 		chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
 		return NULL;
 	}
-	t->s = (struct chom_sink){ tee_write, tee_close, tee_free };
+	t->s = (struct chom_sink){ tee_write, tee_close, tee_free, NULL };
 	t->n = n;
 	memcpy(t->v, sinks, n * sizeof(t->v[0]));
 	return &t->s;
@@ -164,7 +180,7 @@ chom_sink_null_new(struct chom_err *e)
 		chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
 		return NULL;
 	}
-	*s = (struct chom_sink){ null_write, null_close, null_free };
+	*s = (struct chom_sink){ null_write, null_close, null_free, NULL };
 	return s;
 }
 
@@ -225,7 +241,7 @@ chom_sink_fd_new(int fd, const char *what, struct chom_err *e)
 		chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
 		return NULL;
 	}
-	f->s = (struct chom_sink){ fd_write, fd_close, fd_free };
+	f->s = (struct chom_sink){ fd_write, fd_close, fd_free, NULL };
 	f->fd = fd;
 	snprintf(f->what, sizeof(f->what), "%s", what);
 	return &f->s;

@@ -181,7 +181,7 @@ file_part(struct chom_store *s, const char *name, struct chom_err *e)
 		chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
 		return NULL;
 	}
-	p->s = (struct chom_sink){ fpart_write, fpart_close, fpart_free };
+	p->s = (struct chom_sink){ fpart_write, fpart_close, fpart_free, NULL };
 	snprintf(p->dir, sizeof(p->dir), "%s", s->point_dir);
 	if (chom_path(p->path, sizeof(p->path), e, "%s/%s", s->point_dir,
 		      name) < 0 ||
@@ -746,7 +746,7 @@ s3_part(struct chom_store *s, const char *name, struct chom_err *e)
 		chom_err_set(e, CHOM_EXIT_FAIL, "out of memory");
 		return NULL;
 	}
-	p->s = (struct chom_sink){ s3p_write, s3p_close, s3p_free };
+	p->s = (struct chom_sink){ s3p_write, s3p_close, s3p_free, NULL };
 	p->st = s;
 	snprintf(p->key, sizeof(p->key), "%s%s", s->point_key, name);
 	if (!(p->up = chom_s3_upload_new(s->s3, p->key, e))) {

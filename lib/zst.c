@@ -112,7 +112,8 @@ zstd_write(struct chom_sink *s, const void *buf, size_t len, struct chom_err *e)
 	while (len) {
 		size_t n = FRAME - z->inlen < len ? FRAME - z->inlen : len;
 
-		memcpy(z->in + z->inlen, p, n);
+		if (p != z->in + z->inlen) /* else in place, see zstd_space */
+			memcpy(z->in + z->inlen, p, n);
 		z->inlen += n;
 		p += n;
 		len -= n;
@@ -120,6 +121,19 @@ zstd_write(struct chom_sink *s, const void *buf, size_t len, struct chom_err *e)
 			return -1;
 	}
 	return 0;
+}
+
+/* The rest of the frame being gathered, for a producer to read into. */
+static void *
+zstd_space(struct chom_sink *s, size_t *len)
+{
+	struct zst *z = (struct zst *)s;
+
+	if (z->failed)
+		return NULL; /* the next write says why */
+	/* Never full: a write that fills the frame compresses it. */
+	*len = FRAME - z->inlen;
+	return z->in + z->inlen;
 }
 
 static int
@@ -537,6 +551,7 @@ chom_zstd_new(struct chom_sink *next, int level, int threads,
 		return NULL;
 	}
 	z->sink.write = zstd_write;
+	z->sink.space = zstd_space;
 	z->sink.close = zstd_close;
 	z->next = next;
 	return &z->sink;

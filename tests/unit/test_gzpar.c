@@ -22,7 +22,7 @@ struct fixture {
 };
 
 static void
-gz(const unsigned char *p, size_t n, int threads, size_t chunk,
+gz(const unsigned char *p, size_t n, int threads, size_t chunk, int in_place,
    struct tu_buf *out)
 {
 	struct chom_err e;
@@ -31,7 +31,7 @@ gz(const unsigned char *p, size_t n, int threads, size_t chunk,
 
 	if (!s)
 		TU_FAILF("chom_gzpar_new: %s", e.msg);
-	if (tu_feed(s, p, n, chunk, &e))
+	if ((in_place ? tu_feed_in_place : tu_feed)(s, p, n, chunk, &e))
 		TU_FAILF("gzpar: %s", e.msg);
 	chom_sink_free(s);
 	assert_int_equal(out->closed, 1);
@@ -78,7 +78,11 @@ static void
 test_round_trip(void **state)
 {
 	static const size_t sizes[] = { 0, 1, BLK - 1, BLK, BLK + 1, 5 * MIB };
-	static const int threads[] = { 1, 2, 4 };
+	/* Copied from the caller's buffer in pieces of chunk bytes (0: all
+	 * at once; 1: byte by byte), or read in place (see
+	 * tu_feed_in_place()): the whole room, or pieces of it. */
+	static const int threads[] = { 1, 2, 4, 2, 1 };
+	static const size_t chunks[] = { 0, 4093, 1, 0, 4093 };
 	struct fixture *fx = *state;
 	char what[128];
 	size_t i, j, n;
@@ -89,21 +93,23 @@ test_round_trip(void **state)
 			unsigned char *p = random ? tu_gen_random(sizes[i], i)
 						  : tu_gen_text(sizes[i], i);
 
-			for (j = 0; j < 3; j++) {
+			for (j = 0; j < 5; j++) {
 				struct tu_buf z, back;
 				struct chom_err e;
-				size_t chunk = j == 0 ? 0 : j == 1 ? 4093 : 1;
+				size_t chunk = chunks[j];
 				unsigned char *tool;
+				int in_place = j >= 3;
 
 				t = threads[j];
 				/* Byte by byte only where it is quick. */
 				if (chunk == 1 && sizes[i] > BLK + 1)
 					chunk = 65537;
-				snprintf(what, sizeof(what),
-					 "%s %zu bytes, %d threads, chunk %zu",
-					 random ? "random" : "text", sizes[i],
-					 t, chunk);
-				gz(p, sizes[i], t, chunk, &z);
+				snprintf(
+				    what, sizeof(what),
+				    "%s %zu bytes, %d threads, chunk %zu%s",
+				    random ? "random" : "text", sizes[i], t,
+				    chunk, in_place ? ", in place" : "");
+				gz(p, sizes[i], t, chunk, in_place, &z);
 				if (gunzip(z.p, z.len, chunk ? 1000 : 0, &back,
 					   &e))
 					TU_FAILF("%s: gunzip: %s", what, e.msg);
@@ -135,7 +141,7 @@ test_gunzip_multi_member(void **state)
 	tu_put_file(fx->in, a, 200000);
 	tu_sh("gzip -6 -c '%s' >'%s' && gzip -1 -c '%s' >>'%s'", fx->in, fx->gz,
 	      fx->in, fx->gz);
-	gz(a + 200000, 100000, 2, 0, &z);
+	gz(a + 200000, 100000, 2, 0, 0, &z);
 	gzipped = tu_get_file(fx->gz, &n);
 	both = malloc(n + z.len);
 	assert_non_null(both);
@@ -187,7 +193,7 @@ test_gunzip_corrupt(void **state)
 	struct tu_buf z;
 	size_t i;
 
-	gz(p, MIB, 2, 0, &z);
+	gz(p, MIB, 2, 0, 0, &z);
 	bad = malloc(z.len + 16);
 	assert_non_null(bad);
 
@@ -261,7 +267,7 @@ test_next_error(void **state)
 	}
 
 	/* The decompressor passes next's failures on too. */
-	gz(p, 5 * MIB, 2, 0, &z);
+	gz(p, 5 * MIB, 2, 0, 0, &z);
 	s = chom_gunzip_new(tu_mem_new(&out, MIB, 0), &e);
 	assert_non_null(s);
 	assert_int_equal(tu_feed(s, z.p, z.len, 0, &e), -1);
@@ -342,7 +348,7 @@ test_ratio_and_speed(void **state)
 	ref = tu_file_size(fx->gz);
 	for (i = 0; i < 2; i++) {
 		t0 = tu_now();
-		gz(p, n, i + 1, 65536, &z[i]);
+		gz(p, n, i + 1, 65536, 0, &z[i]);
 		secs[i] = tu_now() - t0;
 	}
 	assert_int_equal(z[0].len, z[1].len);

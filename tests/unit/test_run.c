@@ -65,7 +65,7 @@ static void
 mem_init(struct mem *m)
 {
 	memset(m, 0, sizeof(*m));
-	m->s = (struct chom_sink){ mem_write, mem_close, mem_free };
+	m->s = (struct chom_sink){ mem_write, mem_close, mem_free, NULL };
 }
 
 static void

@@ -10,6 +10,7 @@
 #include "exitcode.h"
 #include "sha256.h"
 #include "sinks.h"
+#include "zst.h"
 
 #include "testutil.h"
 
@@ -65,7 +66,7 @@ static void
 mem_init(struct mem *m, const char *name)
 {
 	memset(m, 0, sizeof(*m));
-	m->s = (struct chom_sink){ mem_write, mem_close, mem_free };
+	m->s = (struct chom_sink){ mem_write, mem_close, mem_free, NULL };
 	m->name = name;
 }
 
@@ -385,6 +386,48 @@ test_limit_hashes_under_max(void **state)
 	chom_sha256_free(h);
 }
 
+/* The space of the next stage passes a measure, up to a limit: what is
+ * read there is counted by the write that follows, and nothing is offered
+ * beyond the limit. */
+static void
+test_limit_passes_space(void **state)
+{
+	struct tu_buf out;
+	struct mem m;
+	struct chom_err e = { 0 };
+	unsigned long long n = 0;
+	struct chom_sink *s;
+	unsigned char *p, *q;
+	size_t room = 0;
+
+	(void)state;
+	s = chom_zstd_new(tu_mem_new(&out, SIZE_MAX, 0), 3, 1, &e);
+	assert_non_null(s);
+	assert_non_null(s = chom_sink_limit_new(s, NULL, &n, 100, "x", &e));
+	assert_non_null(p = chom_sink_space(s, &room));
+	assert_int_equal(room, 100);
+	memset(p, 'a', 60);
+	assert_int_equal(chom_sink_write(s, p, 60, &e), 0);
+	assert_int_equal(n, 60);
+	assert_non_null(q = chom_sink_space(s, &room));
+	assert_ptr_equal(q, p + 60);
+	assert_int_equal(room, 40);
+	memset(q, 'b', 40);
+	assert_int_equal(chom_sink_write(s, q, 40, &e), 0);
+	assert_null(chom_sink_space(s, &room));
+	assert_int_equal(chom_sink_write(s, "c", 1, &e), -1);
+	assert_string_equal(e.msg, "more than 100 bytes x: stopped there");
+	chom_sink_free(s);
+	free(out.p);
+
+	/* A next stage without space: none. */
+	mem_init(&m, "next");
+	n = 0;
+	s = chom_sink_measure_new(&m.s, NULL, &n, &e);
+	assert_null(chom_sink_space(s, &room));
+	chom_sink_free(s);
+}
+
 int
 main(void)
 {
@@ -401,6 +444,7 @@ main(void)
 		cmocka_unit_test(test_limit_stops_at_max),
 		cmocka_unit_test(test_limit_refuses_whole_write),
 		cmocka_unit_test(test_limit_hashes_under_max),
+		cmocka_unit_test(test_limit_passes_space),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -96,7 +96,7 @@ setup(void **state)
 	if (!fx)
 		return -1;
 	snprintf(fx->tree, sizeof(fx->tree), "%s/tree", fx->dir);
-	fx->m.s = (struct chom_sink){ mem_write, mem_close, mem_free };
+	fx->m.s = (struct chom_sink){ mem_write, mem_close, mem_free, NULL };
 	if (mkdir(fx->tree, 0750) < 0)
 		return -1;
 	snprintf(p, sizeof(p), "%s/a.txt", fx->tree);

@@ -23,7 +23,7 @@ struct fixture {
 
 static void
 zst(const unsigned char *p, size_t n, int level, int threads, size_t chunk,
-    struct tu_buf *out)
+    int in_place, struct tu_buf *out)
 {
 	struct chom_err e;
 	struct chom_sink *s =
@@ -31,7 +31,7 @@ zst(const unsigned char *p, size_t n, int level, int threads, size_t chunk,
 
 	if (!s)
 		TU_FAILF("chom_zstd_new: %s", e.msg);
-	if (tu_feed(s, p, n, chunk, &e))
+	if ((in_place ? tu_feed_in_place : tu_feed)(s, p, n, chunk, &e))
 		TU_FAILF("zstd: %s", e.msg);
 	chom_sink_free(s);
 	assert_int_equal(out->closed, 1);
@@ -81,7 +81,10 @@ test_round_trip(void **state)
 	static const size_t sizes[] = {
 		0, 1, K128 - 1, K128, K128 + 1, 5 * MIB
 	};
-	static const int threads[] = { 1, 2, 4 };
+	/* As in test_gzpar.c: copied in pieces of chunk bytes, or read in
+	 * place (the last two). */
+	static const int threads[] = { 1, 2, 4, 2, 1 };
+	static const size_t chunks[] = { 0, 4093, 1, 0, 4093 };
 	struct fixture *fx = *state;
 	char what[128];
 	size_t i, j, n;
@@ -92,19 +95,23 @@ test_round_trip(void **state)
 			unsigned char *p = random ? tu_gen_random(sizes[i], i)
 						  : tu_gen_text(sizes[i], i);
 
-			for (j = 0; j < 3; j++) {
+			for (j = 0; j < 5; j++) {
 				struct tu_buf z, back;
 				struct chom_err e;
-				size_t chunk = j == 0 ? 0 : j == 1 ? 4093 : 1;
+				size_t chunk = chunks[j];
 				unsigned char *tool;
+				int in_place = j >= 3;
 
 				if (chunk == 1 && sizes[i] > K128 + 1)
 					chunk = 65537;
-				snprintf(what, sizeof(what),
-					 "%s %zu bytes, %d threads, chunk %zu",
-					 random ? "random" : "text", sizes[i],
-					 threads[j], chunk);
-				zst(p, sizes[i], 3, threads[j], chunk, &z);
+				snprintf(
+				    what, sizeof(what),
+				    "%s %zu bytes, %d threads, chunk %zu%s",
+				    random ? "random" : "text", sizes[i],
+				    threads[j], chunk,
+				    in_place ? ", in place" : "");
+				zst(p, sizes[i], 3, threads[j], chunk, in_place,
+				    &z);
 				if (unzstd(z.p, z.len, chunk ? 1000 : 0, &back,
 					   &e))
 					TU_FAILF("%s: unzstd: %s", what, e.msg);
@@ -137,7 +144,7 @@ test_unzstd_frames(void **state)
 	tu_put_file(fx->in, a, 200000);
 	tu_sh("zstd -q -19 -c '%s' >'%s' && zstd -q -1 -c '%s' >>'%s'", fx->in,
 	      fx->zst, fx->in, fx->zst);
-	zst(a + 200000, 100000, 3, 2, 0, &z);
+	zst(a + 200000, 100000, 3, 2, 0, 0, &z);
 	tool = tu_get_file(fx->zst, &n);
 	both = malloc(n + z.len);
 	assert_non_null(both);
@@ -187,7 +194,7 @@ test_unzstd_corrupt(void **state)
 	struct tu_buf z;
 	size_t i;
 
-	zst(p, MIB, 3, 2, 0, &z);
+	zst(p, MIB, 3, 2, 0, 0, &z);
 	bad = malloc(z.len + 16);
 	assert_non_null(bad);
 
@@ -256,7 +263,7 @@ test_next_error(void **state)
 		free(out.p);
 	}
 
-	zst(p, 5 * MIB, 3, 2, 0, &z);
+	zst(p, 5 * MIB, 3, 2, 0, 0, &z);
 	s = chom_unzstd_new(tu_mem_new(&out, MIB, 0), &e);
 	assert_non_null(s);
 	assert_int_equal(tu_feed(s, z.p, z.len, 0, &e), -1);
@@ -309,7 +316,7 @@ test_ratio_and_speed(void **state)
 	ref = tu_file_size(fx->zst);
 	for (i = 0; i < 2; i++) {
 		t0 = tu_now();
-		zst(p, n, 3, i + 1, 65536, &z[i]);
+		zst(p, n, 3, i + 1, 65536, 0, &z[i]);
 		secs[i] = tu_now() - t0;
 	}
 	diff = ((double)z[0].len - (double)ref) / (double)ref;
@@ -351,7 +358,12 @@ test_frames_in_parallel(void **state)
 	char line[256];
 	FILE *f;
 
-	zst(p, n, 3, 2, 0, &z);
+	zst(p, n, 3, 2, 0, 0, &z);
+	/* Read in place, 64 KiB at a time across the frames' ends: the
+	 * frames are the same. */
+	zst(p, n, 3, 2, 65536, 1, &back);
+	tu_expect_same(&back, z.p, z.len, "frames made in place");
+	free(back.p);
 	tu_put_file(fx->zst, z.p, z.len);
 	tu_sh("zstd -lv '%s' >'%s' 2>/dev/null", fx->zst, fx->out);
 	assert_non_null(f = fopen(fx->out, "r"));

@@ -437,6 +437,30 @@ tu_feed(struct chom_sink *s, const unsigned char *p, size_t n, size_t chunk,
 	return chom_sink_close(s, e);
 }
 
+int
+tu_feed_in_place(struct chom_sink *s, const unsigned char *p, size_t n,
+		 size_t chunk, struct chom_err *e)
+{
+	size_t off = 0, room, k;
+	unsigned char *dst;
+
+	for (;;) {
+		room = 0;
+		if (!(dst = chom_sink_space(s, &room)) || !room)
+			TU_FAILF("no space at byte %zu of %zu", off, n);
+		if (off == n)
+			break;
+		k = n - off < room ? n - off : room;
+		if (chunk && k > chunk)
+			k = chunk;
+		memcpy(dst, p + off, k);
+		if (chom_sink_write(s, dst, k, e))
+			return -1;
+		off += k;
+	}
+	return chom_sink_close(s, e);
+}
+
 void
 tu_put_file(const char *path, const void *p, size_t n)
 {

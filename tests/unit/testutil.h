@@ -92,6 +92,12 @@ unsigned char *tu_gen_random(size_t n, uint64_t seed);
 /* Writes n bytes to s in chunks (0: at once), then closes it; -1: failed. */
 int tu_feed(struct chom_sink *s, const unsigned char *p, size_t n, size_t chunk,
 	    struct chom_err *e);
+/* As tu_feed, but as chom_run_to_sink() reads a dump: each piece (at most
+ * chunk bytes; 0: as much as fits) put where chom_sink_space() says and
+ * written from there, and space asked once more at the end, as before the
+ * read that finds the end of input. Fails the test where s gives none. */
+int tu_feed_in_place(struct chom_sink *s, const unsigned char *p, size_t n,
+		     size_t chunk, struct chom_err *e);
 /* Makes path (replaced if it exists) hold n bytes of p; fails on error. */
 void tu_put_file(const char *path, const void *p, size_t n);
 /* All of path, malloc'd, its length in *n; fails the test on error. */
