@@ -124,6 +124,12 @@ chom_alog_open(struct chom_alog *l, const char *path, struct chom_err *e)
 	l->dev = st.st_dev;
 	l->ino = st.st_ino;
 	l->off = st.st_size;
+	/* Its last bytes, for a truncation before the first read. */
+	l->taillen = st.st_size < (off_t)sizeof(l->tail) ? (size_t)st.st_size
+							 : sizeof(l->tail);
+	if (pread(l->fd, l->tail, l->taillen, l->off - (off_t)l->taillen) !=
+	    (ssize_t)l->taillen)
+		l->taillen = 0;
 	return 0;
 }
 
@@ -152,6 +158,37 @@ lines(struct chom_alog *l, chom_alog_fn fn, void *ctx, bool flush)
 	memmove(l->buf, p, l->len);
 }
 
+/* Keeps the last bytes read: n of them at p, just read. */
+static void
+keep_tail(struct chom_alog *l, const char *p, size_t n)
+{
+	size_t keep;
+
+	if (n >= sizeof(l->tail)) {
+		memcpy(l->tail, p + n - sizeof(l->tail), sizeof(l->tail));
+		l->taillen = sizeof(l->tail);
+		return;
+	}
+	keep =
+	    l->taillen < sizeof(l->tail) - n ? l->taillen : sizeof(l->tail) - n;
+	memmove(l->tail, l->tail + l->taillen - keep, keep);
+	memcpy(l->tail + keep, p, n);
+	l->taillen = keep + n;
+}
+
+/* Whether the bytes before off are still the ones read there: not so
+ * after a copytruncate, even when the file has since grown past off. */
+static bool
+same_tail(struct chom_alog *l)
+{
+	char b[sizeof(l->tail)];
+
+	return !l->taillen ||
+	       (pread(l->fd, b, l->taillen, l->off - (off_t)l->taillen) ==
+		    (ssize_t)l->taillen &&
+		!memcmp(b, l->tail, l->taillen));
+}
+
 /* Reads the open file to its end. */
 static int
 drain(struct chom_alog *l, chom_alog_fn fn, void *ctx, struct chom_err *e)
@@ -168,6 +205,7 @@ drain(struct chom_alog *l, chom_alog_fn fn, void *ctx, struct chom_err *e)
 		}
 		if (n == 0)
 			return 0;
+		keep_tail(l, l->buf + l->len, (size_t)n);
 		l->off += n;
 		l->len += (size_t)n;
 		lines(l, fn, ctx, false);
@@ -181,9 +219,11 @@ chom_alog_read(struct chom_alog *l, chom_alog_fn fn, void *ctx,
 	struct stat st, now;
 
 	if (l->fd >= 0) {
-		if (fstat(l->fd, &st) == 0 && st.st_size < l->off) {
+		if (fstat(l->fd, &st) == 0 &&
+		    (st.st_size < l->off || !same_tail(l))) {
 			l->off = 0; /* truncated (copytruncate) */
 			l->len = 0;
+			l->taillen = 0;
 		}
 		if (drain(l, fn, ctx, e) < 0)
 			return -1;
@@ -209,6 +249,7 @@ chom_alog_read(struct chom_alog *l, chom_alog_fn fn, void *ctx,
 	l->ino = st.st_ino;
 	l->off = 0;
 	l->len = 0;
+	l->taillen = 0;
 	return drain(l, fn, ctx, e);
 }
 

@@ -37,6 +37,10 @@ struct chom_alog {
 	char *buf; /* an unfinished last line is kept here */
 	size_t len, cap;
 	unsigned long long lines, bad;
+	/* The last bytes read, before off: a file truncated in place and
+	 * written past off again no longer has them there. */
+	char tail[64];
+	size_t taillen;
 };
 
 /* Opens path and starts at its end: only lines written from now on count.
@@ -44,7 +48,8 @@ struct chom_alog {
 int chom_alog_open(struct chom_alog *l, const char *path, struct chom_err *e);
 /* Reads what was appended since the last call and hands each complete line
  * that names an upstream to fn. A log rotated (a new file at path, or the
- * file truncated) is read from its start once the old one is read out. */
+ * file truncated, even if it has grown past where it was read to since) is
+ * read from its start once the old one is read out. */
 int chom_alog_read(struct chom_alog *l, chom_alog_fn fn, void *ctx,
 		   struct chom_err *e);
 void chom_alog_close(struct chom_alog *l);

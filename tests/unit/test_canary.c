@@ -142,6 +142,24 @@ test_follow(void **state)
 	tu_write(path, "st=200 ua=\"s\"\n");
 	assert_int_equal(chom_alog_read(&l, count, &t, &e), 0);
 	assert_int_equal(t.lines, 5);
+	/* truncated again, and longer than before by the next read: read
+	 * from its start all the same, its first line too */
+	tu_write(path, "st=502 ua=\"c:1\"\nst=200 ua=\"s\"\n");
+	assert_int_equal(chom_alog_read(&l, count, &t, &e), 0);
+	assert_int_equal(t.lines, 7);
+	assert_int_equal(t.errors, 3);
+	assert_int_equal((int)l.bad, 1);
+	chom_alog_close(&l);
+
+	/* a log that exists, truncated and grown past its old end before
+	 * the first read */
+	tu_write(path, "st=200 ua=\"s\"\n");
+	assert_int_equal(chom_alog_open(&l, path, &e), 0);
+	tu_write(path, "st=500 ua=\"c:1\"\nst=200 ua=\"s\"\n");
+	t = (struct tally){ 0 };
+	assert_int_equal(chom_alog_read(&l, count, &t, &e), 0);
+	assert_int_equal(t.lines, 2);
+	assert_int_equal(t.errors, 1);
 	chom_alog_close(&l);
 
 	/* a log that exists: only what is written after the start counts */
