@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,8 +48,8 @@ lines(char *buf, size_t *len, int flush, chom_run_line_fn on_line, void *ctx)
  * running. SIGPIPE, which the tools ignore, is the default again in the
  * child, for what it runs.
  */
-pid_t
-chom_run_fork(void)
+static pid_t
+fork_child(bool own_group)
 {
 	sigset_t block, old;
 	pid_t pid;
@@ -59,16 +60,29 @@ chom_run_fork(void)
 	sigprocmask(SIG_BLOCK, &block, &old);
 	pid = fork();
 	if (pid == 0) {
-		setpgid(0, 0);
+		if (own_group)
+			setpgid(0, 0);
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGPIPE, SIG_DFL);
-	} else if (pid > 0) {
+	} else if (pid > 0 && own_group) {
 		/* as the child does: whichever runs first */
 		setpgid(pid, pid);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return pid;
+}
+
+pid_t
+chom_run_fork(void)
+{
+	return fork_child(true);
+}
+
+pid_t
+chom_run_fork_here(void)
+{
+	return fork_child(false);
 }
 
 int

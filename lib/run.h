@@ -13,6 +13,10 @@
  * fork and its exec. As fork(): the pid, 0 in the child, -1.
  */
 pid_t chom_run_fork(void);
+/* The same, the child staying in the caller's process group: for a
+ * command that may talk to the operator's terminal (a sudo prompt), which
+ * a process group of its own would stop with SIGTTIN. */
+pid_t chom_run_fork_here(void);
 
 /* Called for each line the command writes on stderr, without its newline. */
 typedef void (*chom_run_line_fn)(void *ctx, const char *line);

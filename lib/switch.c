@@ -14,6 +14,7 @@
 #include "inuse.h"
 #include "lock.h"
 #include "metrics.h"
+#include "run.h"
 #include "switch.h"
 
 static int
@@ -55,7 +56,9 @@ point_current(const struct chom_layout *l, const char *action, const char *from,
 static int
 run_exec(const struct chom_switch_opts *o, const struct chom_switch_result *r)
 {
-	pid_t pid = fork();
+	/* In our process group: the command may ask the operator something
+	 * (sudo), and a Ctrl-C reaches it as it reaches us. */
+	pid_t pid = chom_run_fork_here();
 	int status, sent = 0;
 
 	if (pid < 0)

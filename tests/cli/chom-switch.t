@@ -303,6 +303,15 @@ is "$(cat "$T/exec.cur" 2>/dev/null)" "releases/v1" "--exec runs after current i
 is "$(tr '\n' ' ' <"$T/exec.env" 2>/dev/null)" \
 	"CHOM_BASE=$X CHOM_PREVIOUS=v2 CHOM_RELEASE=v1 CHOM_RELEASE_PATH=$X/releases/v1 " \
 	"--exec environment: CHOM_BASE, CHOM_PREVIOUS, CHOM_RELEASE, CHOM_RELEASE_PATH"
+# The command in chom-switch's process group (a sudo prompt can read the
+# terminal), with SIGPIPE at its default, not ignored as chom-switch has it.
+run chom-switch -d "$X" v2 --exec "ps -o pgid= -p \$\$ >'$T/exec.pg'; grep '^SigIgn:' /proc/\$\$/status >'$T/exec.ign'"
+exits 0 "--exec in its group: exit 0"
+is "$(tr -d ' ' <"$T/exec.pg" 2>/dev/null)" "$(ps -o pgid= -p $$ | tr -d ' ')" "--exec: the command in chom-switch's process group"
+ign=$(awk '{ print $2 }' "$T/exec.ign" 2>/dev/null)
+is "$([[ $ign =~ ^[0-9a-f]{16}$ ]] && echo $(((16#$ign >> 12) & 1)))" "0" "--exec: SIGPIPE not ignored in the command"
+run chom-switch -d "$X" v1
+exits 0 "back to v1 after the --exec group check"
 n=$(hist_n "$X")
 run chom-switch -d "$X" v2 --exec false
 exits 1 "--exec false: exit 1"

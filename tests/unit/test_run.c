@@ -402,7 +402,8 @@ on_term(int sig)
 
 /* A SIGTERM sent the moment the command is forked, as a stop right after
  * the start does, ends it: it is not caught by our handler in the child
- * before exec and lost, leaving the command running. */
+ * before exec and lost, leaving the command running. The same in our
+ * process group (chom_run_fork_here()). */
 static void
 test_fork_no_signal_lost(void **state)
 {
@@ -416,7 +417,7 @@ test_fork_no_signal_lost(void **state)
 	sigaction(SIGTERM, &sa, &old);
 	alarm(60);
 	for (i = 0; i < 20; i++) {
-		pid = chom_run_fork();
+		pid = i % 2 ? chom_run_fork_here() : chom_run_fork();
 		assert_true(pid >= 0);
 		if (pid == 0) {
 			execl("/bin/sleep", "sleep", "2", (char *)NULL);
@@ -431,6 +432,39 @@ test_fork_no_signal_lost(void **state)
 	sigaction(SIGTERM, &old, NULL);
 	assert_int_equal(killed, 20);
 	assert_int_equal(caught, 0);
+}
+
+/* The child of chom_run_fork() leads a process group of its own; that of
+ * chom_run_fork_here() stays in ours. Both have SIGPIPE at its default,
+ * ignored by the tools. */
+static void
+test_fork_groups(void **state)
+{
+	void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+	pid_t pid;
+	int k, wst;
+
+	(void)state;
+	for (k = 0; k < 2; k++) {
+		pid_t group = getpgrp();
+
+		pid = k ? chom_run_fork_here() : chom_run_fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			int ok =
+			    signal(SIGPIPE, SIG_DFL) == SIG_DFL &&
+			    (k ? getpgrp() == group : getpgrp() == getpid());
+
+			_exit(ok ? 0 : 1);
+		}
+		while (waitpid(pid, &wst, 0) < 0)
+			assert_int_equal(errno, EINTR);
+		assert_true(WIFEXITED(wst));
+		if (WEXITSTATUS(wst))
+			TU_FAILF("%s: wrong group or SIGPIPE in the child",
+				 k ? "chom_run_fork_here" : "chom_run_fork");
+	}
+	signal(SIGPIPE, old);
 }
 
 int
@@ -448,6 +482,7 @@ main(void)
 		cmocka_unit_test(test_failing_sink_kills_children),
 		cmocka_unit_test(test_stop_flag),
 		cmocka_unit_test(test_fork_no_signal_lost),
+		cmocka_unit_test(test_fork_groups),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
