@@ -40,34 +40,49 @@ lines(char *buf, size_t *len, int flush, chom_run_line_fn on_line, void *ctx)
 }
 
 /*
- * fork() for a command run in its own process group. SIGINT and SIGTERM
- * stay blocked from before the fork until the child has its default
- * dispositions back: a signal that reached the child before exec would
- * otherwise go to our handler, which only sets a flag, and be lost, and a
- * stop sent to the group right after the fork would leave the command
- * running. SIGPIPE, which the tools ignore, is the default again in the
- * child, for what it runs.
+ * fork() for a command. SIGINT and SIGTERM stay blocked from before the
+ * fork until the child has its default dispositions back: a signal that
+ * reached the child before exec would otherwise go to our handler, which
+ * only sets a flag, and be lost. SIGPIPE, which the tools ignore, is the
+ * default again in the child, for what it runs.
+ *
+ * With own_session, the child leads a session (and so a process group) of
+ * its own, without a controlling terminal: stopping the group stops the
+ * pipeline the command may be, and a command that reads the terminal (a
+ * password prompt of mysql -p) fails at once, where in a background
+ * process group of our session SIGTTIN would stop it and the run would
+ * wait for ever. We return only once the session exists (the child closes
+ * a pipe then, or dies), so that a stop sent to the group right after the
+ * fork reaches it.
  */
 static pid_t
-fork_child(bool own_group)
+fork_child(bool own_session)
 {
 	sigset_t block, old;
+	int sync[2] = { -1, -1 };
 	pid_t pid;
+	char c;
 
+	if (own_session && pipe2(sync, O_CLOEXEC) < 0)
+		return -1;
 	sigemptyset(&block);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGTERM);
 	sigprocmask(SIG_BLOCK, &block, &old);
 	pid = fork();
 	if (pid == 0) {
-		if (own_group)
-			setpgid(0, 0);
+		if (own_session) {
+			setsid();
+			close(sync[1]);
+		}
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGPIPE, SIG_DFL);
-	} else if (pid > 0 && own_group) {
-		/* as the child does: whichever runs first */
-		setpgid(pid, pid);
+	} else if (own_session) {
+		close(sync[1]);
+		while (pid > 0 && read(sync[0], &c, 1) < 0 && errno == EINTR)
+			;
+		close(sync[0]);
 	}
 	sigprocmask(SIG_SETMASK, &old, NULL);
 	return pid;

@@ -8,14 +8,16 @@
 #include "sink.h"
 
 /*
- * fork() for a command: the child in its own process group with SIGINT,
- * SIGTERM and SIGPIPE at their defaults, and no signal lost between the
- * fork and its exec. As fork(): the pid, 0 in the child, -1.
+ * fork() for a command that handles data: the child in a session (and
+ * process group) of its own, without a controlling terminal, so that a
+ * prompt fails instead of stopping it; SIGINT, SIGTERM and SIGPIPE at
+ * their defaults, and no signal lost between the fork and its exec. As
+ * fork(): the pid, 0 in the child, -1.
  */
 pid_t chom_run_fork(void);
-/* The same, the child staying in the caller's process group: for a
- * command that may talk to the operator's terminal (a sudo prompt), which
- * a process group of its own would stop with SIGTTIN. */
+/* The same, the child staying in the caller's process group and session:
+ * for a command that may talk to the operator at the terminal (a sudo
+ * prompt) and that a Ctrl-C there should reach. */
 pid_t chom_run_fork_here(void);
 
 /* Called for each line the command writes on stderr, without its newline. */

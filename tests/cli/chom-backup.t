@@ -426,6 +426,18 @@ fail_case "dump killed by a signal (sh -c 'kill -9 \$\$' as the command)" "sh -c
 fail_case "dump prints nothing" "true" 'nothing|no output|empty'
 fail_case "dump prints nothing and exits 0 after stderr" "echo 'warning only' >&2" 'nothing|no output|empty'
 like "$ERR" 'chom-backup: warning only' "a dump's stderr is relayed even when it succeeds"
+# A dump that reads the terminal (mysqldump -p at an operator's shell)
+# fails at once: it runs without a controlling terminal, where a process
+# group in the background of ours would be stopped by SIGTTIN and the run
+# would wait for ever. script(1) gives the run a terminal.
+if command -v script >/dev/null; then
+	run timeout 30 script -qec "chom-backup --to 'file://$F' --host tty -r '$R' --db --db-cmd 'cat /dev/tty'" /dev/null
+	exits 1 "dump reading the terminal: exit 1, not stopped"
+	like "$OUT" 'cat: /dev/tty: No such device' "dump reading the terminal: its error relayed"
+	no_point_left "dump reading the terminal" "$F" tty
+else
+	skip "dump reading the terminal" "no script(1)"
+fi
 # A files path that does not exist is no backup of it: a path asked for and
 # missing is a mistake (man/chom-backup.1, DESCRIPTION).
 run chom-backup --to "file://$F" --host web1 -r "$R" --files "$T/no-such-dir"

@@ -727,6 +727,17 @@ run chom-restore --from "$U" --host rt-gzip -i "$KEY" --db --db-cmd 'exit 3'
 exits 1 "--db-cmd 'exit 3': exit 1"
 like "$ERR" '--db-cmd: exited with status 3$' "--db-cmd 'exit 3': exited with status 3"
 is "$OUT" "" "--db-cmd 'exit 3': nothing on stdout"
+# A command that reads the terminal (mysql -p at an operator's shell) fails
+# at once, for the same reason as chom-backup's dump (chom-backup.t).
+if command -v script >/dev/null; then
+	for m in "" --no-spool --stream; do
+		run timeout 30 script -qec "chom-restore --from '$U' --host rt-gzip -i '$KEY' --db --db-cmd 'cat /dev/tty >/dev/null' $m" /dev/null
+		exits 1 "--db-cmd reading the terminal ${m:-(spool)}: exit 1, not stopped"
+		like "$OUT" 'cat: /dev/tty: No such device' "--db-cmd reading the terminal ${m:-(spool)}: its error shown"
+	done
+else
+	skip "--db-cmd reading the terminal" "no script(1)"
+fi
 # A command that reads all its input and then fails (mysql after an SQL
 # error): its own status, not 127 of a second wait.
 for m in "" --no-spool --stream; do

@@ -434,34 +434,36 @@ test_fork_no_signal_lost(void **state)
 	assert_int_equal(caught, 0);
 }
 
-/* The child of chom_run_fork() leads a process group of its own; that of
+/* The child of chom_run_fork() leads a session of its own, and so a
+ * process group, from the moment the call returns; that of
  * chom_run_fork_here() stays in ours. Both have SIGPIPE at its default,
  * ignored by the tools. */
 static void
 test_fork_groups(void **state)
 {
 	void (*old)(int) = signal(SIGPIPE, SIG_IGN);
-	pid_t pid;
+	pid_t group = getpgrp(), session = getsid(0), pid;
 	int k, wst;
 
 	(void)state;
 	for (k = 0; k < 2; k++) {
-		pid_t group = getpgrp();
-
 		pid = k ? chom_run_fork_here() : chom_run_fork();
 		assert_true(pid >= 0);
 		if (pid == 0) {
-			int ok =
-			    signal(SIGPIPE, SIG_DFL) == SIG_DFL &&
-			    (k ? getpgrp() == group : getpgrp() == getpid());
+			int ok = signal(SIGPIPE, SIG_DFL) == SIG_DFL &&
+				 (k ? getpgrp() == group && getsid(0) == session
+				    : getpgrp() == getpid() &&
+					  getsid(0) == getpid());
 
 			_exit(ok ? 0 : 1);
 		}
+		if (!k)
+			assert_int_equal(getsid(pid), pid);
 		while (waitpid(pid, &wst, 0) < 0)
 			assert_int_equal(errno, EINTR);
 		assert_true(WIFEXITED(wst));
 		if (WEXITSTATUS(wst))
-			TU_FAILF("%s: wrong group or SIGPIPE in the child",
+			TU_FAILF("%s: wrong session or SIGPIPE in the child",
 				 k ? "chom_run_fork_here" : "chom_run_fork");
 	}
 	signal(SIGPIPE, old);
