@@ -119,14 +119,25 @@ chom_run_to_sink(const char *cmd, struct chom_sink *out,
 		chom_err_sys(e, CHOM_EXIT_FAIL, "pipe");
 		goto fail;
 	}
-	/* Its own process group, so that stopping it stops the pipeline it
-	 * may be, not only the shell. */
+	/* Its own session and process group, so that stopping it stops the
+	 * pipeline it may be, not only the shell. */
 	pid = chom_run_fork();
 	if (pid < 0) {
 		chom_err_sys(e, CHOM_EXIT_FAIL, "fork");
 		goto fail;
 	}
 	if (pid == 0) {
+		/* Our standard input, a dump piped in, say; but not a
+		 * terminal: a prompt that falls back to standard input
+		 * (getpass(3) without a controlling terminal) gets an end of
+		 * file, not the operator's keys, echoed as typed. */
+		int nul =
+		    isatty(STDIN_FILENO) ? open("/dev/null", O_RDONLY) : -1;
+
+		if (nul > STDIN_FILENO) {
+			dup2(nul, STDIN_FILENO);
+			close(nul);
+		}
 		dup2(ofd[1], STDOUT_FILENO);
 		dup2(efd[1], STDERR_FILENO);
 		execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);

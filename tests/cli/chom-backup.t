@@ -435,6 +435,18 @@ if command -v script >/dev/null; then
 	exits 1 "dump reading the terminal: exit 1, not stopped"
 	like "$OUT" 'cat: /dev/tty: No such device' "dump reading the terminal: its error relayed"
 	no_point_left "dump reading the terminal" "$F" tty
+	# Its standard input is /dev/null, not the terminal: a prompt that
+	# falls back to it (getpass(3) without a terminal) reads an end of file.
+	# (What is typed at the terminal would otherwise be the dump.)
+	printf 'typed at the terminal\n' >"$T/typed"
+	run timeout 30 script -qec "chom-backup --to 'file://$F' --host tty -r '$R' --db --db-cmd cat" /dev/null <"$T/typed"
+	exits 1 "dump reading its standard input: exit 1, an empty dump"
+	like "$OUT" 'printed nothing|no output|nothing' "dump reading its standard input: nothing read"
+	no_point_left "dump reading its standard input" "$F" tty
+	# Not a terminal, it is chom-backup's: a dump piped in.
+	run sh -c "printf 'piped in\n' | chom-backup --to 'file://$T/piped' --host piped --no-encrypt --compress none --db --db-cmd cat"
+	exits 0 "a dump piped into --db-cmd cat: exit 0"
+	is "$(cat "$T"/piped/piped/*/db.sql 2>/dev/null)" "piped in" "a dump piped into --db-cmd cat: the point holds it"
 else
 	skip "dump reading the terminal" "no script(1)"
 fi
