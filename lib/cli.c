@@ -52,14 +52,41 @@ chom_cli_tty(void)
 	return stderr_tty && verbosity > CHOM_QUIET;
 }
 
+/*
+ * "LEAD PROGNAME: MESSAGE TAIL" on stderr in one write when it fits, so that
+ * a command sharing our terminal (chom-restore --db-cmd) or another process
+ * writing to the same log cannot land in the middle of the line.
+ */
+static void
+emit(const char *lead, const char *fmt, va_list ap, const char *tail)
+{
+	char buf[2048];
+	va_list cp;
+	int n, m;
+
+	n = snprintf(buf, sizeof(buf), "%s%s: ", lead, progname);
+	va_copy(cp, ap);
+	m = -1;
+	if (n >= 0 && (size_t)n < sizeof(buf))
+		m = vsnprintf(buf + n, sizeof(buf) - n, fmt, cp);
+	va_end(cp);
+	if (m >= 0 && (size_t)n + m + strlen(tail) < sizeof(buf)) {
+		strcat(buf, tail);
+		fputs(buf, stderr);
+	} else { /* too long for one write: in pieces */
+		fprintf(stderr, "%s%s: ", lead, progname);
+		vfprintf(stderr, fmt, ap);
+		fputs(tail, stderr);
+	}
+	fflush(stderr);
+}
+
 static void
 vmsg(const char *fmt, va_list ap)
 {
-	if (progress_shown)
-		chom_progress_end();
-	fprintf(stderr, "%s: ", progname);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	/* The progress line cleared in the same write */
+	emit(progress_shown ? "\r\033[K" : "", fmt, ap, "\n");
+	progress_shown = 0;
 }
 
 void
@@ -171,11 +198,9 @@ chom_progress(const char *fmt, ...)
 
 	if (!chom_cli_tty())
 		return;
-	fprintf(stderr, "\r\033[K%s: ", progname);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	emit("\r\033[K", fmt, ap, "");
 	va_end(ap);
-	fflush(stderr);
 	progress_shown = 1;
 }
 

@@ -729,9 +729,11 @@ like "$ERR" '--db-cmd: exited with status 3$' "--db-cmd 'exit 3': exited with st
 is "$OUT" "" "--db-cmd 'exit 3': nothing on stdout"
 # A command that reads the terminal (mysql -p at an operator's shell) fails
 # at once, for the same reason as chom-backup's dump (chom-backup.t).
+# -q: the command writes its message in pieces, and a progress line drawn
+# between two of them would split it.
 if command -v script >/dev/null; then
 	for m in "" --no-spool --stream; do
-		run timeout 30 script -qec "chom-restore --from '$U' --host rt-gzip -i '$KEY' --db --db-cmd 'cat /dev/tty >/dev/null' $m" /dev/null
+		run timeout 30 script -qec "chom-restore -q --from '$U' --host rt-gzip -i '$KEY' --db --db-cmd 'cat /dev/tty >/dev/null' $m" /dev/null
 		exits 1 "--db-cmd reading the terminal ${m:-(spool)}: exit 1, not stopped"
 		like "$OUT" 'cat: /dev/tty: No such device' "--db-cmd reading the terminal ${m:-(spool)}: its error shown"
 	done
