@@ -12,7 +12,8 @@
 #include "sink.h"
 
 /*
- * A sink that gzips what it is given into next, at level 0-9 on threads
+ * A sink that gzips what it is given into next, at level 0-9 (zlib's, but
+ * for 6: see tune() in gzpar.c) on threads
  * threads (1-256; 1 compresses in the caller's thread). At most 2 * threads
  * blocks are in flight, so memory does not grow with the data. NULL with e
  * set on failure (a bad level or thread count: code 2), next then still
